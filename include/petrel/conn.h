@@ -31,7 +31,11 @@ enum ptl_conn_event {
 	PTL_CONN_DRAINED,
 	/** TLS handshake completed (implicit TLS or after starttls). */
 	PTL_CONN_TLS_READY,
-	/** Idle or total timeout expired; the handler should say goodbye. */
+	/**
+	 * Idle or total timeout expired (once); the handler should say
+	 * goodbye and close. A connection still not closed 30 s later is
+	 * aborted.
+	 */
 	PTL_CONN_TIMEOUT,
 	/** Peer closed its side; buffered input was delivered before. */
 	PTL_CONN_EOF,
@@ -58,11 +62,16 @@ enum ptl_tls_mode {
 
 /** Limits of one connection; zero fields take the defaults shown. */
 struct ptl_conn_limits {
-	int64_t idle_timeout_ms;   /**< no input for this long: TIMEOUT (300s) */
+	int64_t idle_timeout_ms;   /**< no input and no output progress for
+				      this long: TIMEOUT (300s); also bounds
+				      a TLS handshake */
 	int64_t total_timeout_ms;  /**< session age limit: TIMEOUT (3600s) */
 	uint64_t max_input_bytes;  /**< input budget; past it: ERROR (1 GiB) */
-	size_t max_line;           /**< longest line read_line accepts (4096) */
-	size_t input_buffer;       /**< read buffer bytes (8 KiB) */
+	size_t max_line;           /**< longest line read_line accepts,
+				      terminator included (4096; at most
+				      1 MiB) */
+	size_t input_buffer;       /**< read buffer bytes (8 KiB; raised to
+				      max_line + 2 when smaller) */
 	size_t write_high_water;   /**< pending output that pauses reading and
 				      makes ptl_conn_write() return PTL_AGAIN
 				      (64 KiB) */
@@ -86,7 +95,13 @@ struct ptl_listen_spec {
  * only: the master binds it (as root, so ports < 1024 work), keeps it
  * across reloads when the address is unchanged, and in each worker calls
  * @p on_accept(@p conn, @p arg) for every accepted connection.
- * @return PTL_OK, or PTL_ERROR (bad address, address declared twice).
+ * The host must be an IP literal or "*" (the IPv4 wildcard 0.0.0.0; add
+ * "[::]:port" for IPv6). Implicit TLS needs a certificate in the "tls"
+ * section. Connections past max_connections / max_per_ip are closed at
+ * once, before on_accept. With implicit TLS the handler gets TLS_READY
+ * before any READ.
+ * @return PTL_OK, or PTL_ERROR (bad address, address declared twice,
+ * implicit TLS without a certificate).
  */
 PTL_API int ptl_listener_add(struct ptl_instance *inst,
 			     const struct ptl_listen_spec *spec,
@@ -130,10 +145,13 @@ PTL_API size_t ptl_conn_peek(struct ptl_conn *c, const char **data_out);
 PTL_API void ptl_conn_consume(struct ptl_conn *c, size_t n);
 
 /**
- * Queue @p len bytes for sending (copied).
+ * Queue @p len bytes for sending (copied; the queue holds only unsent
+ * bytes). While more than write_high_water bytes are queued, reading
+ * pauses; DRAINED follows once the queue falls to a quarter of it.
  * @return PTL_OK; PTL_AGAIN when the queue is over the high-water mark
  * (the data WAS queued; wait for DRAINED before writing more bulk data);
- * PTL_ERROR when out of memory or the connection is closing.
+ * PTL_ERROR when out of memory, when the queue would exceed 16 times the
+ * high-water mark (nothing is queued), or the connection is closing.
  */
 PTL_API int ptl_conn_write(struct ptl_conn *c, const void *data,
 			   size_t len) PTL_WUR;
@@ -151,9 +169,11 @@ PTL_API void ptl_conn_resume(struct ptl_conn *c);
 /**
  * Upgrade a plaintext server-side connection to TLS (STARTTLS/STLS).
  * Every input byte buffered before the call is discarded (CVE-2011-0411:
- * commands pipelined after STARTTLS must not run inside TLS). Queued
- * output (the "220 ready" reply) is sent in clear first. TLS_READY or
- * ERROR follows.
+ * commands pipelined after STARTTLS must not run inside TLS). Output
+ * queued before the call (the "220 ready" reply: queue it first) is sent
+ * in clear; anything written after the call goes out encrypted. No READ
+ * until TLS_READY; TLS_READY or ERROR follows. A TLS connection never
+ * falls back to cleartext: any TLS error ends it.
  * @return PTL_OK (handshake started) or PTL_ERROR (err filled).
  */
 PTL_API int ptl_conn_starttls(struct ptl_conn *c,
@@ -187,22 +207,28 @@ PTL_API const char *ptl_conn_tls_cipher(const struct ptl_conn *c);
 PTL_API bool ptl_conn_tls_verified(const struct ptl_conn *c);
 
 /**
- * Close after the queued output is sent (at most a few seconds). The
- * handler receives CLOSED. Safe inside the handler.
+ * Close after the queued output is sent (at most 10 s, then the rest is
+ * dropped). No event but CLOSED follows, from a deferred call (never from
+ * inside this function), so @p c stays usable until the handler returns.
+ * During a connect or a TLS handshake this is ptl_conn_abort().
+ * Safe inside the handler.
  */
 PTL_API void ptl_conn_close(struct ptl_conn *c);
-/** Close now, dropping queued output. Safe inside the handler. */
+/** Close now, dropping queued output; CLOSED follows (deferred). Safe
+ * inside the handler. */
 PTL_API void ptl_conn_abort(struct ptl_conn *c);
 
 /** Replace @p c's timeouts (ms; 0 keeps the current one). */
 PTL_API void ptl_conn_set_timeouts(struct ptl_conn *c, int64_t idle_ms,
 				   int64_t total_ms);
-/** Replace the longest line accepted by ptl_conn_read_line(). */
+/** Replace the longest line accepted by ptl_conn_read_line() (at most
+ * 1 MiB; the input buffer grows when needed). */
 PTL_API void ptl_conn_set_max_line(struct ptl_conn *c, size_t max_line);
 
 /** Pool living as long as the connection. */
 PTL_API struct ptl_pool *ptl_conn_pool(const struct ptl_conn *c);
-/** Unique id of the connection in this server's logs, e.g. "4711.12". */
+/** Unique id of the connection in this server's logs, "PID.N", e.g.
+ * "4711.12" (N counts the connections of the process). */
 PTL_API const char *ptl_conn_id(const struct ptl_conn *c);
 /** Peer IP address as text ("192.0.2.1", "2001:db8::1"). */
 PTL_API const char *ptl_conn_peer_ip(const struct ptl_conn *c);

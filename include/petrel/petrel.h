@@ -12,5 +12,7 @@
 #include <petrel/service.h>
 #include <petrel/event.h>
 #include <petrel/conn.h>
+#include <petrel/auth.h>
+#include <petrel/storage.h>
 
 #endif

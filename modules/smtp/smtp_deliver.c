@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/* End of data: hand the message to storage, answer when all copies are safe. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp.h"
+#include "smtp_received.h"
+
+/*
+ * Durability: the 250 reply leaves only after storage reported every
+ * copy on stable storage (it fsyncs file and directory, possibly for a
+ * batch of messages at once: nothing here waits for one delivery before
+ * starting the next, so a backend may commit them as a group).
+ *
+ * Failure: SMTP has one reply per message, not per recipient. If any
+ * copy fails, the client gets 451 and will retry the whole message;
+ * copies already stored then arrive twice. That is logged, and it is the
+ * lesser evil: answering 250 would lose mail for the failed recipients.
+ */
+
+static int
+deliver_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every local user once, however many recipients or aliases lead there. */
+static const char **
+deliver_users(struct smtp_txn *t, size_t *n_out)
+{
+	const char **users;
+	size_t total = 0, i, j, n = 0;
+
+	for (i = 0; i < t->nrcpts; i++)
+		total += t->rcpts[i].remote ? 0 : t->rcpts[i].nusers;
+	users = ptl_palloc(t->pool, (total + 1) * sizeof(*users));
+	if (users == NULL)
+		return NULL;
+	for (i = 0; i < t->nrcpts; i++) {
+		if (t->rcpts[i].remote)
+			continue;
+		for (j = 0; j < t->rcpts[i].nusers; j++)
+			users[n++] = t->rcpts[i].users[j];
+	}
+	qsort(users, n, sizeof(*users), deliver_cmp);
+	for (i = 0, j = 0; i < n; i++) {
+		if (j == 0 || strcmp(users[j - 1], users[i]) != 0)
+			users[j++] = users[i];
+	}
+	*n_out = j;
+	return users;
+}
+
+/*
+ * Fields written before the message for one user: Return-Path and
+ * Delivered-To (RFC 9228), then what filters added.
+ */
+static char *
+deliver_prefix(struct smtp_txn *t, struct smtp_session *s, const char *user,
+	       size_t *len_out)
+{
+	char esc[SMTP_PATH_MAX * 3 + 1];
+	size_t len, i;
+	char *p, *w;
+
+	smtp_header_escape(esc, sizeof(esc), user, strlen(user), true);
+	len = strlen(t->sender) + strlen(esc) + 48;
+	for (i = 0; i < s->nheaders; i++)
+		len += strlen(s->headers[i]);
+	for (i = 0; i < t->nheaders; i++)
+		len += strlen(t->headers[i]);
+	p = ptl_palloc(t->pool, len + 1);
+	if (p == NULL)
+		return NULL;
+	w = p + snprintf(p, len + 1, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+			 t->sender, esc);
+	for (i = 0; i < s->nheaders; i++)
+		w = stpcpy(w, s->headers[i]);
+	for (i = 0; i < t->nheaders; i++)
+		w = stpcpy(w, t->headers[i]);
+	*len_out = (size_t)(w - p);
+	return p;
+}
+
+static void
+deliver_log_accepted(struct smtp_txn *t, struct smtp_session *s,
+		     const char *what)
+{
+	char from[SMTP_PATH_MAX * 4 + 1], user[SMTP_PATH_MAX * 4 + 1];
+
+	smtp_session_log_escape(from, sizeof(from), t->sender);
+	smtp_session_log_escape(user, sizeof(user),
+				s->auth_user != NULL ? s->auth_user : "-");
+	ptl_conn_log(s->conn, PTL_LOG_INFO,
+		     "message %s %s from=<%s> nrcpt=%zu size=%llu tls=%s "
+		     "auth=%s",
+		     t->id, what, from, t->nrcpts,
+		     (unsigned long long)(t->spool.size - t->body_offset),
+		     s->tls ? ptl_conn_tls_version(s->conn) : "none", user);
+}
+
+/* Every completion is in: answer, then let the session go on. */
+static void
+deliver_finish(struct smtp_txn *t)
+{
+	struct smtp_session *s = t->session;
+	char reason[sizeof(t->fail_reason)];
+
+	if (t->tempfailed > 0 || t->permfailed > 0) {
+		ptl_log(PTL_LOG_WARN,
+			"message %s: storage failed for %u of %u users (%s)%s",
+			t->id, t->tempfailed + t->permfailed,
+			t->delivered + t->tempfailed + t->permfailed,
+			t->fail_reason,
+			t->delivered > 0 ? "; the copies already stored will "
+					   "be duplicated when the client "
+					   "retries"
+					 : "");
+	}
+	if (s == NULL || s->magic != SMTP_SESSION_MAGIC) {
+		smtp_txn_free(t);
+		return;
+	}
+	s->txn = NULL;
+	if (t->tempfailed == 0 && t->permfailed == 0) {
+		s->messages++;
+		deliver_log_accepted(t, s, "accepted");
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+	} else if (t->tempfailed == 0 && t->delivered == 0) {
+		/* Every copy failed for good (no mailbox, over quota). */
+		ptl_log_escape(reason, sizeof(reason), t->fail_reason,
+			       strlen(t->fail_reason));
+		smtp_reply(s, 554, "5.3.0", "Delivery failed: %s", reason);
+	} else {
+		smtp_reply(s, 451, "4.3.0",
+			   "Temporary storage failure, try again later");
+	}
+	smtp_txn_free(t);
+	smtp_cmd_resume(s, PTL_OK);
+}
+
+static void
+deliver_done(const struct ptl_storage_result *res, void *arg)
+{
+	struct smtp_txn *t = arg;
+
+	if (t == NULL || t->magic != SMTP_TXN_MAGIC)
+		return;
+	if (res != NULL && res->status == PTL_STORAGE_OK) {
+		t->delivered++;
+	} else {
+		if (res != NULL && res->status == PTL_STORAGE_PERMFAIL)
+			t->permfailed++;
+		else
+			t->tempfailed++;
+		if (t->fail_reason[0] == '\0')
+			(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
+				       "%s",
+				       res != NULL && res->reason != NULL
+					       ? res->reason
+					       : "unknown error");
+	}
+	if (--t->pending_deliveries == 0)
+		deliver_finish(t);
+}
+
+int
+smtp_deliver_start(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	const struct smtp_worker *w = s->w;
+	struct ptl_storage_delivery d;
+	const char **users;
+	size_t nusers = 0, i;
+	int rc;
+
+	if (t->discard || s->discard) {
+		s->txn = NULL;
+		s->messages++;
+		deliver_log_accepted(t, s, "discarded by a filter");
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		smtp_txn_free(t);
+		return PTL_OK;
+	}
+	users = deliver_users(t, &nusers);
+	if (users != NULL && nusers == 0) {
+		smtp_reply(s, 554, "5.5.1", "No valid recipients");
+		smtp_txn_abort(s);
+		return PTL_OK;
+	}
+	if (users == NULL) {
+		smtp_reply(s, 451, "4.3.0", "Out of memory");
+		smtp_txn_abort(s);
+		return PTL_OK;
+	}
+	/*
+	 * One reference for this loop, so that a completion arriving early
+	 * cannot finish the transaction before every copy was started.
+	 */
+	t->pending_deliveries = 1;
+	for (i = 0; i < nusers; i++) {
+		memset(&d, 0, sizeof(d));
+		d.user = users[i];
+		d.folder = t->folder != NULL ? t->folder : s->folder;
+		d.fd = t->spool.fd;
+		d.size = t->spool.size;
+		d.prefix = deliver_prefix(t, s, users[i], &d.prefix_len);
+		d.envelope_from = t->sender;
+		d.received_at = t->received_at;
+		if (d.prefix == NULL) {
+			t->tempfailed++;
+			continue;
+		}
+		t->pending_deliveries++;
+		rc = w->storage->deliver(w->storage_inst, &d, deliver_done, t);
+		if (rc == PTL_AGAIN)
+			continue;
+		t->pending_deliveries--;
+		t->tempfailed++;
+		if (t->fail_reason[0] == '\0')
+			(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
+				       "storage refused the delivery");
+	}
+	/*
+	 * When this was the last reference, deliver_finish() replies and
+	 * calls smtp_cmd_resume(), which the pipeline records as an early
+	 * completion of this stage; PTL_AGAIN is right either way.
+	 */
+	if (--t->pending_deliveries == 0)
+		deliver_finish(t);
+	return PTL_AGAIN;
+}
