@@ -41,7 +41,7 @@ extern "C" {
 
 /** Service name prefix and interface version of this header. */
 #define PTL_FILTER_SERVICE_PREFIX "filter."
-#define PTL_FILTER_VERSION 1
+#define PTL_FILTER_VERSION        1
 
 /** Hook points, in the order a session meets them. */
 enum ptl_filter_hook {
@@ -151,10 +151,10 @@ struct ptl_filter_request {
 	enum ptl_filter_hook hook; /**< where the session is */
 
 	/* The connection (every hook). */
-	const char *session_id;  /**< connection id as in the logs */
-	const char *peer_ip;     /**< client address, text */
+	const char *session_id; /**< connection id as in the logs */
+	const char *peer_ip;    /**< client address, text */
 	uint16_t peer_port;
-	const char *local_ip;    /**< the listener's address */
+	const char *local_ip; /**< the listener's address */
 	uint16_t local_port;
 	const char *role;        /**< "mx", "submission" or "submissions" */
 	const char *tls_version; /**< e.g. "TLSv1.3"; NULL: plaintext */
@@ -171,7 +171,7 @@ struct ptl_filter_request {
 	const char *mail_from;  /**< reverse path without <>; "" for <> */
 	bool smtputf8;          /**< MAIL had SMTPUTF8 */
 	const char *body;       /**< "7BIT", "8BITMIME", "BINARYMIME" or
-				     NULL when MAIL had no BODY= */
+	                             NULL when MAIL had no BODY= */
 	/** Recipients accepted so far (at DATA: all), "local@domain". */
 	const char *const *rcpts;
 	size_t nrcpts;
@@ -182,10 +182,10 @@ struct ptl_filter_request {
 	/* DATA: the message as it will be delivered (without the fields
 	 * that filters add). Read it with pread(); never write, seek with
 	 * lseek or close it. Lines end in CRLF. */
-	int message_fd;            /**< -1 before DATA */
-	uint64_t message_size;     /**< bytes in message_fd */
+	int message_fd;               /**< -1 before DATA */
+	uint64_t message_size;        /**< bytes in message_fd */
 	uint64_t message_body_offset; /**< where the client's data starts
-					  (after the server's Received:) */
+	                                  (after the server's Received:) */
 };
 
 /**
@@ -195,7 +195,7 @@ struct ptl_filter_request {
  * ptl_filter_methods.flags).
  */
 typedef void (*ptl_filter_done_fn)(const struct ptl_filter_verdict *verdict,
-				   void *arg);
+                                   void *arg);
 
 /** ptl_filter_methods.flags: on error or timeout, continue instead of
  *  failing the command with a temporary error. */
@@ -228,8 +228,8 @@ struct ptl_filter_methods {
 	 * per-session state on it (freed in session_end()).
 	 */
 	int (*check)(void *instance, const struct ptl_filter_request *req,
-		     struct ptl_filter_verdict *verdict_out,
-		     ptl_filter_done_fn done, void *arg);
+	             struct ptl_filter_verdict *verdict_out,
+	             ptl_filter_done_fn done, void *arg);
 
 	/**
 	 * Forget the pending asynchronous check() of session @p arg (it

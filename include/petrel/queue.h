@@ -51,7 +51,9 @@ struct ptl_queue_message {
 	const struct ptl_queue_rcpt *rcpts;
 	size_t nrcpts;
 	int fd;                 /**< message: pread() from offset 0; the
-				   caller keeps it open until the completion */
+				   caller keeps it open until the completion
+				   (enqueue() works on a dup() of it, so
+				   after cancel() it may be closed at once) */
 	uint64_t size;
 	const char *prefix;     /**< bytes stored before the message (the
 				   Received: header), may be NULL */

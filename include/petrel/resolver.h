@@ -69,7 +69,7 @@ enum ptl_dns_status {
 	PTL_DNS_NXDOMAIN = 1, /**< the name does not exist */
 	PTL_DNS_NODATA = 2,   /**< the name exists, no record of that type */
 	PTL_DNS_TEMPFAIL = 3, /**< timeout, SERVFAIL, REFUSED, network error,
-				 out of memory: try again later */
+	                         out of memory: try again later */
 	PTL_DNS_PERMFAIL = 4, /**< invalid name, or a malformed answer */
 };
 
@@ -117,8 +117,8 @@ struct ptl_dns_result {
 	enum ptl_dns_status status;
 	enum ptl_dns_type type; /**< the type asked for */
 	const char *name;       /**< the name asked for, normalized (lower
-				   case, no trailing dot; as given when it
-				   was invalid) */
+	                           case, no trailing dot; as given when it
+	                           was invalid) */
 	/**
 	 * Owner of the records after following CNAMEs (at most 8), equal to
 	 * @p name when there was none. NULL unless status is OK/NODATA/
@@ -175,17 +175,18 @@ struct ptl_dns_query;
 
 /** Counters of one process's resolver, for monitoring and tests. */
 struct ptl_resolver_stats {
-	uint64_t lookups;    /**< lookups started */
-	uint64_t hits;       /**< answered from the cache */
-	uint64_t misses;     /**< not in the cache (queried or joined) */
-	uint64_t joined;     /**< misses that joined an identical query
-				already on the wire */
-	uint64_t queries;    /**< queries handed to c-ares */
-	uint64_t tempfails;  /**< queries that ended in TEMPFAIL */
-	uint64_t cancelled;  /**< lookups cancelled by their caller */
-	uint64_t entries;    /**< answers in the cache now */
+	uint64_t lookups;     /**< lookups started */
+	uint64_t hits;        /**< answered from the cache */
+	uint64_t misses;      /**< not in the cache (queried or joined) */
+	uint64_t joined;      /**< misses that joined an identical query
+	                         already on the wire */
+	uint64_t queries;     /**< queries handed to c-ares */
+	uint64_t tempfails;   /**< queries that ended in TEMPFAIL */
+	uint64_t cancelled;   /**< lookups cancelled by their caller */
+	uint64_t entries;     /**< answers in the cache now */
 	uint64_t cache_bytes; /**< bytes those answers take */
-	uint64_t evictions;  /**< answers pushed out before they expired */
+	uint64_t evictions;   /**< answers pushed out to keep within the
+	                         cache's bounds */
 };
 
 /** Methods of the "resolver" service. */
@@ -205,8 +206,8 @@ struct ptl_resolver_methods {
 	 * helper; nothing was started and @p done will not run.
 	 */
 	int (*lookup)(void *instance, const char *name, enum ptl_dns_type type,
-		      ptl_dns_fn done, void *arg,
-		      struct ptl_dns_query **query_out);
+	              ptl_dns_fn done, void *arg,
+	              struct ptl_dns_query **query_out);
 
 	/**
 	 * Look up the PTR records of an IP address: builds the
@@ -218,8 +219,8 @@ struct ptl_resolver_methods {
 	 * AF_INET/AF_INET6).
 	 */
 	int (*lookup_ptr)(void *instance, const struct sockaddr *addr,
-			  ptl_dns_fn done, void *arg,
-			  struct ptl_dns_query **query_out);
+	                  ptl_dns_fn done, void *arg,
+	                  struct ptl_dns_query **query_out);
 
 	/**
 	 * Cancel a pending lookup (the session that started it is going
@@ -240,7 +241,7 @@ struct ptl_resolver_methods {
  */
 static inline socklen_t
 ptl_dns_addr_sockaddr(const struct ptl_dns_addr *addr, uint16_t port,
-		      struct sockaddr_storage *out)
+                      struct sockaddr_storage *out)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)out;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;

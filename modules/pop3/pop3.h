@@ -61,7 +61,7 @@ struct pop3_conf {
 extern const struct ptl_conf_key pop3_conf_keys[];
 
 int pop3_check_config(struct ptl_instance *inst, const json_t *section,
-		      void *conf, struct ptl_error *err);
+                      void *conf, struct ptl_error *err);
 
 /** One network prefix of plaintext_auth_networks. */
 struct pop3_cidr {
@@ -76,7 +76,7 @@ struct pop3_cidr {
  * @return PTL_OK, or PTL_ERROR with err->text.
  */
 int pop3_cidr_parse(const char *text, struct pop3_cidr *out,
-		    struct ptl_error *err);
+                    struct ptl_error *err);
 /** Whether the textual address @p ip lies in @p net (v4-mapped v6 too). */
 bool pop3_cidr_match(const struct pop3_cidr *net, const char *ip);
 
@@ -137,8 +137,8 @@ struct pop3_parser {
 	enum pop3_parse_state state;
 	enum pop3_parse_mode mode;
 	enum pop3_parse_error error;
-	size_t max_line;   /* for the current mode, CRLF included */
-	size_t line_len;   /* octets of the current line so far */
+	size_t max_line; /* for the current mode, CRLF included */
+	size_t line_len; /* octets of the current line so far */
 	char verb[POP3_VERB_MAX + 1];
 	size_t verb_len;
 	char *args;
@@ -151,10 +151,10 @@ struct pop3_parser {
  * COMMAND mode are limited to @p max_line octets.
  */
 void pop3_parse_init(struct pop3_parser *p, char *args, size_t args_cap,
-		     size_t max_line);
+                     size_t max_line);
 /** Switch mode for the next line (and its limit, capped by args_cap). */
 void pop3_parse_set_mode(struct pop3_parser *p, enum pop3_parse_mode mode,
-			 size_t max_line);
+                         size_t max_line);
 /** Forget a partial line. */
 void pop3_parse_reset(struct pop3_parser *p);
 
@@ -166,7 +166,7 @@ void pop3_parse_reset(struct pop3_parser *p);
  * complete line was refused: p->error says why), or PTL_AGAIN.
  */
 int pop3_parse_feed(struct pop3_parser *p, const char *data, size_t len,
-		    size_t *used_out);
+                    size_t *used_out);
 
 /**
  * A message number or line count: 1 to 10 ASCII digits, nothing else.
@@ -197,7 +197,7 @@ void pop3_args_split(const char *raw, size_t len, struct pop3_args *out);
  * @return PTL_OK with *@p out_len, or PTL_ERROR (malformed, too long).
  */
 int pop3_base64_decode(const char *in, size_t len, unsigned char *out,
-		       size_t cap, size_t *out_len);
+                       size_t cap, size_t *out_len);
 
 /** Credentials split out of a PLAIN message; pointers into it. */
 struct pop3_plain {
@@ -215,7 +215,7 @@ struct pop3_plain {
  * @return PTL_OK or PTL_ERROR.
  */
 int pop3_plain_split(const unsigned char *msg, size_t len,
-		     struct pop3_plain *out);
+                     struct pop3_plain *out);
 
 /** Whether a login name is acceptable: 1..POP3_USER_MAX, no controls. */
 bool pop3_user_name_ok(const char *name, size_t len);
@@ -231,13 +231,12 @@ struct pop3_throttle *pop3_throttle_new(int64_t window_ms);
 void pop3_throttle_free(struct pop3_throttle *t);
 /** Failures of @p ip still remembered at @p now_ms. */
 unsigned pop3_throttle_count(struct pop3_throttle *t, const char *ip,
-			     int64_t now_ms);
+                             int64_t now_ms);
 /** Record a failure of @p ip. @return its remembered failures now. */
 unsigned pop3_throttle_add(struct pop3_throttle *t, const char *ip,
-			   int64_t now_ms);
+                           int64_t now_ms);
 /** Delay after @p failures failures: base doubled each time, capped. */
-int64_t pop3_throttle_delay(int64_t base_ms, int64_t max_ms,
-			    unsigned failures);
+int64_t pop3_throttle_delay(int64_t base_ms, int64_t max_ms, unsigned failures);
 
 /* ---- Message streaming (pop3_retr.c) -------------------------------- */
 
@@ -262,7 +261,7 @@ void pop3_dot_init(struct pop3_dot *d, bool top, uint64_t lines);
  * @return bytes written.
  */
 size_t pop3_dot_encode(struct pop3_dot *d, const char *in, size_t len,
-		       char *out, size_t *used_out);
+                       char *out, size_t *used_out);
 /** End the response: a line end if one is missing, then ".\r\n" (at most
  *  5 bytes). @return bytes written. */
 size_t pop3_dot_finish(struct pop3_dot *d, char *out);
@@ -295,14 +294,14 @@ enum pop3_wait {
 
 /* A message being sent. */
 struct pop3_stream {
-	int fd; /* -1 when none */
+	int fd;          /* -1 when none */
 	uint64_t size;   /* octets to read */
 	uint64_t offset; /* octets read so far */
 	struct pop3_dot dot;
-	bool in_memory;     /* tmpfs/memfd: reading never waits for a disk */
-	bool nowait_ok;     /* RWF_NOWAIT works on this file */
-	bool task_pending;  /* a pool thread is reading into in[] */
-	ssize_t task_got;   /* its result */
+	bool in_memory;    /* tmpfs/memfd: reading never waits for a disk */
+	bool nowait_ok;    /* RWF_NOWAIT works on this file */
+	bool task_pending; /* a pool thread is reading into in[] */
+	ssize_t task_got;  /* its result */
 	int task_errno;
 	bool retr; /* RETR (counted as such), else TOP */
 	char *in;  /* chunk buffers, allocated at the first RETR */
@@ -366,8 +365,7 @@ struct pop3_session {
 void pop3_session_accept(struct ptl_conn *c, void *arg);
 
 /** Queue one reply line (CRLF added). */
-void pop3_reply(struct pop3_session *s, const char *fmt, ...)
-	PTL_PRINTF(2, 3);
+void pop3_reply(struct pop3_session *s, const char *fmt, ...) PTL_PRINTF(2, 3);
 /** Queue raw bytes; tracks backpressure like pop3_reply(). */
 void pop3_write(struct pop3_session *s, const void *data, size_t len);
 
@@ -415,8 +413,7 @@ void pop3_cmd_user(struct pop3_session *s, const struct pop3_args *a);
 void pop3_cmd_pass(struct pop3_session *s, const struct pop3_args *a);
 void pop3_cmd_auth(struct pop3_session *s, const struct pop3_args *a);
 /** The line that answers a "+ " continuation (parser LINE mode). */
-void pop3_auth_sasl_line(struct pop3_session *s, const char *line,
-			 size_t len);
+void pop3_auth_sasl_line(struct pop3_session *s, const char *line, size_t len);
 /** The delay timer fired (failed or throttled login). */
 void pop3_auth_timer(struct pop3_session *s);
 
@@ -424,7 +421,7 @@ void pop3_auth_timer(struct pop3_session *s);
 
 /** Start sending message @p index (0-based); TOP when @p top. */
 void pop3_retr_start(struct pop3_session *s, size_t index, bool top,
-		     uint64_t lines);
+                     uint64_t lines);
 /** DRAINED while streaming: send more. */
 void pop3_retr_resume(struct pop3_session *s);
 /** Release the stream's fd and buffers (not while a task is pending). */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* POP3 login: USER/PASS, AUTH PLAIN (RFC 5034), failure delays, mailbox open. */
+/* POP3 login: USER/PASS, AUTH PLAIN (RFC 5034), failure delays, mailbox open.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ pop3_b64_value(unsigned char c)
 
 int
 pop3_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
-		   size_t *out_len)
+                   size_t *out_len)
 {
 	size_t i, n = 0, pad = 0;
 
@@ -123,7 +124,7 @@ pop3_plain_split(const unsigned char *msg, size_t len, struct pop3_plain *out)
 /* ---- Login flow ----------------------------------------------------- */
 
 static void pop3_auth_verified(enum ptl_auth_status status, const char *user,
-			       void *arg);
+                               void *arg);
 
 static void
 pop3_log_name(const struct pop3_session *s, char *out, size_t size)
@@ -161,7 +162,7 @@ pop3_auth_delay(struct pop3_session *s, int64_t ms)
 /* Credentials are complete: hand them to the auth service. */
 static void
 pop3_login_start(struct pop3_session *s, const char *pass, size_t pass_len,
-		 const char *method)
+                 const char *method)
 {
 	struct pop3_worker *w = s->worker;
 	int rc;
@@ -169,19 +170,19 @@ pop3_login_start(struct pop3_session *s, const char *pass, size_t pass_len,
 	s->method = method;
 	pop3_session_wait(s, POP3_WAIT_VERIFY);
 	rc = w->auth->verify(w->auth_instance, s->user, pass, pass_len,
-			     pop3_auth_verified, s);
+	                     pop3_auth_verified, s);
 	if (rc == PTL_ERROR && s->wait == POP3_WAIT_VERIFY) {
 		ptl_conn_log(s->conn, PTL_LOG_WARN,
-			     "pop3: auth service refused the request");
+		             "pop3: auth service refused the request");
 		pop3_reply(s, "-ERR [SYS/TEMP] authentication is not "
-			      "available now; try again later");
+		              "available now; try again later");
 		pop3_session_continue(s);
 	}
 }
 
 static void
 pop3_auth_opened(const struct ptl_storage_result *res, struct ptl_mailbox *mb,
-		 void *arg)
+                 void *arg)
 {
 	struct pop3_session *s = arg;
 	const struct ptl_storage_methods *st;
@@ -201,22 +202,22 @@ pop3_auth_opened(const struct ptl_storage_result *res, struct ptl_mailbox *mb,
 	pop3_log_name(s, name, sizeof(name));
 	if (res->status != PTL_STORAGE_OK || mb == NULL) {
 		ptl_conn_log(s->conn,
-			     res->status == PTL_STORAGE_LOCKED ? PTL_LOG_INFO
-							       : PTL_LOG_WARN,
-			     "pop3: cannot open the mailbox of %s: %s", name,
-			     res->reason != NULL ? res->reason : "unknown");
+		             res->status == PTL_STORAGE_LOCKED ? PTL_LOG_INFO
+		                                               : PTL_LOG_WARN,
+		             "pop3: cannot open the mailbox of %s: %s", name,
+		             res->reason != NULL ? res->reason : "unknown");
 		switch (res->status) {
 		case PTL_STORAGE_LOCKED:
 			pop3_reply(s, "-ERR [IN-USE] mailbox is locked by "
-				      "another session");
+			              "another session");
 			break;
 		case PTL_STORAGE_PERMFAIL:
 			pop3_reply(s, "-ERR [SYS/PERM] mailbox is not "
-				      "available");
+			              "available");
 			break;
 		default:
 			pop3_reply(s, "-ERR [SYS/TEMP] mailbox is not "
-				      "available now; try again later");
+			              "available now; try again later");
 			break;
 		}
 		s->have_user = false;
@@ -253,16 +254,16 @@ pop3_auth_opened(const struct ptl_storage_result *res, struct ptl_mailbox *mb,
 	}
 	if (!s->uids_ok)
 		ptl_conn_log(s->conn, PTL_LOG_ERROR,
-			     "pop3: storage gave invalid unique ids for %s; "
-			     "UIDL is refused",
-			     name);
+		             "pop3: storage gave invalid unique ids for %s; "
+		             "UIDL is refused",
+		             name);
 	s->phase = POP3_PHASE_TRANSACTION;
 	ptl_conn_log(s->conn, PTL_LOG_INFO,
-		     "pop3: login user=%s method=%s messages=%zu octets=%llu",
-		     name, s->method, s->count,
-		     (unsigned long long)s->total_size);
+	             "pop3: login user=%s method=%s messages=%zu octets=%llu",
+	             name, s->method, s->count,
+	             (unsigned long long)s->total_size);
 	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)", s->count,
-		   (unsigned long long)s->total_size);
+	           (unsigned long long)s->total_size);
 	pop3_session_continue(s);
 }
 
@@ -274,10 +275,10 @@ pop3_auth_open(struct pop3_session *s)
 
 	pop3_session_wait(s, POP3_WAIT_OPEN);
 	rc = w->storage->open(w->storage_instance, s->mailbox_user,
-			      PTL_STORAGE_LOCK, pop3_auth_opened, s);
+	                      PTL_STORAGE_LOCK, pop3_auth_opened, s);
 	if (rc == PTL_ERROR && s->wait == POP3_WAIT_OPEN) {
 		pop3_reply(s, "-ERR [SYS/TEMP] mailbox is not available now; "
-			      "try again later");
+		              "try again later");
 		s->have_user = false;
 		pop3_session_continue(s);
 	}
@@ -293,7 +294,7 @@ pop3_auth_timer(struct pop3_session *s)
 	pop3_reply(s, POP3_AUTH_FAILED);
 	if ((int64_t)s->failures >= s->conf->auth_max_failures) {
 		ptl_conn_log(s->conn, PTL_LOG_NOTICE,
-			     "pop3: %u failed logins; closing", s->failures);
+		             "pop3: %u failed logins; closing", s->failures);
 		pop3_session_close(s);
 		return;
 	}
@@ -320,23 +321,23 @@ pop3_auth_verified(enum ptl_auth_status status, const char *user, void *arg)
 	s->have_user = false;
 	if (status == PTL_AUTH_TEMPFAIL) {
 		pop3_reply(s, "-ERR [SYS/TEMP] authentication is not "
-			      "available now; try again later");
+		              "available now; try again later");
 		pop3_session_continue(s);
 		return;
 	}
-	if (status == PTL_AUTH_OK && user != NULL &&
-	    (len = strlen(user)) > 0 && len <= POP3_USER_MAX) {
+	if (status == PTL_AUTH_OK && user != NULL && (len = strlen(user)) > 0 &&
+	    len <= POP3_USER_MAX) {
 		memcpy(s->mailbox_user, user, len + 1);
 		s->verified_ok = true;
 		/* Parallel connections from a guessing address gain nothing:
 		 * even a right password waits out the address's delay. */
 		ip_failures = pop3_throttle_count(s->worker->throttle,
-						  s->peer_ip, ptl_now_ms());
+		                                  s->peer_ip, ptl_now_ms());
 		if ((int64_t)ip_failures >= conf->auth_max_failures) {
 			pop3_auth_delay(s, pop3_throttle_delay(
-						   conf->auth_failure_delay_ms,
-						   conf->auth_failure_delay_max_ms,
-						   ip_failures));
+			                       conf->auth_failure_delay_ms,
+			                       conf->auth_failure_delay_max_ms,
+			                       ip_failures));
 			return;
 		}
 		pop3_auth_open(s);
@@ -344,17 +345,17 @@ pop3_auth_verified(enum ptl_auth_status status, const char *user, void *arg)
 	}
 	s->verified_ok = false;
 	s->failures++;
-	ip_failures = pop3_throttle_add(s->worker->throttle, s->peer_ip,
-					ptl_now_ms());
+	ip_failures =
+	    pop3_throttle_add(s->worker->throttle, s->peer_ip, ptl_now_ms());
 	n = ip_failures > s->failures ? ip_failures : s->failures;
 	pop3_log_name(s, name, sizeof(name));
 	ptl_conn_log(s->conn, PTL_LOG_NOTICE,
-		     "pop3: authentication failed: user=%s method=%s "
-		     "failures=%u address_failures=%u",
-		     name, s->method, s->failures, ip_failures);
+	             "pop3: authentication failed: user=%s method=%s "
+	             "failures=%u address_failures=%u",
+	             name, s->method, s->failures, ip_failures);
 	pop3_auth_delay(s, pop3_throttle_delay(conf->auth_failure_delay_ms,
-					       conf->auth_failure_delay_max_ms,
-					       n));
+	                                       conf->auth_failure_delay_max_ms,
+	                                       n));
 }
 
 /* ---- Commands ------------------------------------------------------- */
@@ -407,7 +408,7 @@ pop3_auth_plain(struct pop3_session *s, const char *b64, size_t len)
 	if (pop3_plain_split(msg, n, &creds) != PTL_OK) {
 		explicit_bzero(msg, sizeof(msg));
 		pop3_reply(s, "-ERR [AUTH] malformed PLAIN response or "
-			      "authorization identity not allowed");
+		              "authorization identity not allowed");
 		return;
 	}
 	user_len = strlen(creds.user);

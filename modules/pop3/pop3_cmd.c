@@ -43,7 +43,7 @@ pop3_check_msgnum(struct pop3_session *s, struct pop3_args *a, size_t i)
 	}
 	if (pop3_is_deleted(s, (size_t)(n - 1))) {
 		pop3_reply(s, "-ERR message %llu already deleted",
-			   (unsigned long long)n);
+		           (unsigned long long)n);
 		return PTL_DECLINED;
 	}
 	a->num[i] = n;
@@ -107,8 +107,7 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_args *a)
 	pop3_reply(s, "PIPELINING");
 	pop3_reply(s, "EXPIRE NEVER");
 	pop3_reply(s, "IMPLEMENTATION Petrel");
-	if (authz && !s->listener->implicit_tls &&
-	    !ptl_conn_is_tls(s->conn))
+	if (authz && !s->listener->implicit_tls && !ptl_conn_is_tls(s->conn))
 		pop3_reply(s, "STLS");
 	/* RFC 2595 section 4: no password mechanisms before TLS unless
 	 * the network is trusted. */
@@ -138,7 +137,7 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_args *a)
 		return;
 	if (ptl_conn_starttls(s->conn, &err) != PTL_OK) {
 		ptl_conn_log(s->conn, PTL_LOG_WARN, "pop3: STLS failed: %s",
-			     err.text);
+		             err.text);
 		s->phase = POP3_PHASE_CLOSING;
 		ptl_conn_abort(s->conn);
 		return;
@@ -152,12 +151,12 @@ pop3_log_logout(struct pop3_session *s, const char *how, size_t deleted)
 	char name[128];
 
 	ptl_log_escape(name, sizeof(name), s->mailbox_user,
-		       strlen(s->mailbox_user));
+	               strlen(s->mailbox_user));
 	ptl_conn_log(s->conn, PTL_LOG_INFO,
-		     "pop3: logout user=%s %s retr=%u top=%u deleted=%zu "
-		     "octets_sent=%llu",
-		     name, how, s->n_retr, s->n_top, deleted,
-		     (unsigned long long)s->bytes_sent);
+	             "pop3: logout user=%s %s retr=%u top=%u deleted=%zu "
+	             "octets_sent=%llu",
+	             name, how, s->n_retr, s->n_top, deleted,
+	             (unsigned long long)s->bytes_sent);
 }
 
 /* Unlock at QUIT: the next session need not wait for our goodbye to
@@ -179,9 +178,9 @@ pop3_expunged(const struct ptl_storage_result *res, void *arg)
 		return;
 	s->wait = POP3_WAIT_NONE;
 	if (res->status != PTL_STORAGE_OK)
-		ptl_log(PTL_LOG_ERROR,
-			"pop3: removing %zu messages failed: %s", s->ndeleted,
-			res->reason != NULL ? res->reason : "unknown");
+		ptl_log(PTL_LOG_ERROR, "pop3: removing %zu messages failed: %s",
+		        s->ndeleted,
+		        res->reason != NULL ? res->reason : "unknown");
 	pop3_mailbox_release(s);
 	if (s->conn == NULL) {
 		(void)pop3_session_orphan_done(s);
@@ -190,7 +189,7 @@ pop3_expunged(const struct ptl_storage_result *res, void *arg)
 	if (res->status != PTL_STORAGE_OK) {
 		pop3_log_logout(s, "expunge_failed", 0);
 		pop3_reply(s, "-ERR [SYS/TEMP] deleting messages failed; some "
-			      "may remain");
+		              "may remain");
 	} else {
 		pop3_log_logout(s, "quit", s->ndeleted);
 		pop3_reply(s, "+OK bye, %zu messages deleted", s->ndeleted);
@@ -236,7 +235,7 @@ pop3_cmd_quit(struct pop3_session *s, const struct pop3_args *a)
 		s->wait = POP3_WAIT_NONE;
 		pop3_log_logout(s, "expunge_failed", 0);
 		pop3_reply(s, "-ERR [SYS/TEMP] deleting messages failed; "
-			      "nothing deleted");
+		              "nothing deleted");
 		pop3_session_close(s);
 	}
 }
@@ -253,13 +252,13 @@ static void
 pop3_cmd_stat(struct pop3_session *s, const struct pop3_args *a)
 {
 	pop3_reply(s, "+OK %zu %llu", s->count - s->ndeleted,
-		   (unsigned long long)(s->total_size - s->deleted_size));
+	           (unsigned long long)(s->total_size - s->deleted_size));
 }
 
 /* One "n size" or "n uid" line; @return its length in @p out. */
 static size_t
 pop3_listing_line(const struct pop3_session *s, size_t index, bool uidl,
-		  char *out, size_t size)
+                  char *out, size_t size)
 {
 	const struct ptl_storage_msg *m = pop3_msg(s, index);
 	int n;
@@ -270,7 +269,7 @@ pop3_listing_line(const struct pop3_session *s, size_t index, bool uidl,
 		n = snprintf(out, size, "%zu %s\r\n", index + 1, m->uid);
 	else
 		n = snprintf(out, size, "%zu %llu\r\n", index + 1,
-			     (unsigned long long)m->size);
+		             (unsigned long long)m->size);
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -290,7 +289,7 @@ pop3_listing_pump(struct pop3_session *s)
 		if (pop3_is_deleted(s, i))
 			continue;
 		len += pop3_listing_line(s, i, s->listing_uidl, buf + len,
-					 sizeof(buf) - len);
+		                         sizeof(buf) - len);
 		if (len > sizeof(buf) - 128) {
 			pop3_write(s, buf, len);
 			len = 0;
@@ -316,10 +315,10 @@ pop3_listing(struct pop3_session *s, const struct pop3_args *a, bool uidl)
 	}
 	if (a->argc == 1) {
 		len = pop3_listing_line(s, (size_t)(a->num[0] - 1), uidl, line,
-					sizeof(line));
+		                        sizeof(line));
 		if (len < 2) {
 			pop3_reply(s, "-ERR [SYS/TEMP] message is not "
-				      "available now");
+			              "available now");
 			return;
 		}
 		pop3_reply(s, "+OK %.*s", (int)(len - 2), line);
@@ -328,10 +327,9 @@ pop3_listing(struct pop3_session *s, const struct pop3_args *a, bool uidl)
 	if (uidl)
 		pop3_reply(s, "+OK unique-id listing follows");
 	else
-		pop3_reply(s, "+OK %zu messages (%llu octets)",
-			   s->count - s->ndeleted,
-			   (unsigned long long)(s->total_size -
-						s->deleted_size));
+		pop3_reply(
+		    s, "+OK %zu messages (%llu octets)", s->count - s->ndeleted,
+		    (unsigned long long)(s->total_size - s->deleted_size));
 	if (s->phase == POP3_PHASE_CLOSING)
 		return;
 	s->listing_uidl = uidl;
@@ -375,7 +373,7 @@ pop3_cmd_dele(struct pop3_session *s, const struct pop3_args *a)
 	s->ndeleted++;
 	s->deleted_size += m != NULL ? m->size : 0;
 	pop3_reply(s, "+OK message %llu deleted",
-		   (unsigned long long)a->num[0]);
+	           (unsigned long long)a->num[0]);
 }
 
 static void
@@ -391,7 +389,7 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_args *a)
 	s->ndeleted = 0;
 	s->deleted_size = 0;
 	pop3_reply(s, "+OK maildrop has %zu messages (%llu octets)", s->count,
-		   (unsigned long long)s->total_size);
+	           (unsigned long long)s->total_size);
 }
 
 #define POP3_AUTHZ POP3_CMD_AUTHORIZATION
@@ -401,21 +399,21 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_args *a)
 /* APOP is missing on purpose: it needs plaintext passwords on the server
  * and its MD5 challenge is breakable (CVE-2007-1558). */
 const struct pop3_command pop3_commands[] = {
-	{"CAPA", POP3_AUTHZ | POP3_TRANS | POP3_PRE, pop3_check_no_args,
-	 pop3_cmd_capa},
-	{"STLS", POP3_AUTHZ | POP3_PRE, pop3_check_no_args, pop3_cmd_stls},
-	{"USER", POP3_AUTHZ, pop3_check_user, pop3_cmd_user},
-	{"PASS", POP3_AUTHZ, NULL, pop3_cmd_pass},
-	{"AUTH", POP3_AUTHZ, NULL, pop3_cmd_auth},
-	{"QUIT", POP3_AUTHZ | POP3_TRANS | POP3_PRE, pop3_check_no_args,
-	 pop3_cmd_quit},
-	{"STAT", POP3_TRANS, pop3_check_no_args, pop3_cmd_stat},
-	{"LIST", POP3_TRANS, pop3_check_opt_msg, pop3_cmd_list},
-	{"UIDL", POP3_TRANS, pop3_check_opt_msg, pop3_cmd_uidl},
-	{"RETR", POP3_TRANS, pop3_check_msg, pop3_cmd_retr},
-	{"TOP", POP3_TRANS, pop3_check_top, pop3_cmd_top},
-	{"DELE", POP3_TRANS, pop3_check_msg, pop3_cmd_dele},
-	{"NOOP", POP3_TRANS, pop3_check_no_args, pop3_cmd_noop},
-	{"RSET", POP3_TRANS, pop3_check_no_args, pop3_cmd_rset},
-	{NULL, 0, NULL, NULL},
+    {"CAPA", POP3_AUTHZ | POP3_TRANS | POP3_PRE, pop3_check_no_args,
+     pop3_cmd_capa},
+    {"STLS", POP3_AUTHZ | POP3_PRE, pop3_check_no_args, pop3_cmd_stls},
+    {"USER", POP3_AUTHZ, pop3_check_user, pop3_cmd_user},
+    {"PASS", POP3_AUTHZ, NULL, pop3_cmd_pass},
+    {"AUTH", POP3_AUTHZ, NULL, pop3_cmd_auth},
+    {"QUIT", POP3_AUTHZ | POP3_TRANS | POP3_PRE, pop3_check_no_args,
+     pop3_cmd_quit},
+    {"STAT", POP3_TRANS, pop3_check_no_args, pop3_cmd_stat},
+    {"LIST", POP3_TRANS, pop3_check_opt_msg, pop3_cmd_list},
+    {"UIDL", POP3_TRANS, pop3_check_opt_msg, pop3_cmd_uidl},
+    {"RETR", POP3_TRANS, pop3_check_msg, pop3_cmd_retr},
+    {"TOP", POP3_TRANS, pop3_check_top, pop3_cmd_top},
+    {"DELE", POP3_TRANS, pop3_check_msg, pop3_cmd_dele},
+    {"NOOP", POP3_TRANS, pop3_check_no_args, pop3_cmd_noop},
+    {"RSET", POP3_TRANS, pop3_check_no_args, pop3_cmd_rset},
+    {NULL, 0, NULL, NULL},
 };

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* POP3 module descriptor and lifecycle: listeners, services, per-worker state. */
+/* POP3 module descriptor and lifecycle: listeners, services, per-worker state.
+ */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,8 +37,8 @@ pop3_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		spec.limits.write_high_water = (size_t)conf->write_buffer;
 		spec.max_connections = (unsigned)conf->max_connections;
 		spec.max_per_ip = (unsigned)conf->max_per_ip;
-		if (ptl_listener_add(inst, &spec, pop3_session_accept, l, err) !=
-		    PTL_OK)
+		if (ptl_listener_add(inst, &spec, pop3_session_accept, l,
+		                     err) != PTL_OK)
 			return PTL_ERROR;
 	}
 	return PTL_OK;
@@ -67,7 +68,7 @@ pop3_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 	storage = ptl_service_find(PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION);
 	if (auth == NULL || storage == NULL)
 		return ptl_error_set(err, "pop3 needs the \"auth\" and "
-					  "\"storage\" services");
+		                          "\"storage\" services");
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return ptl_error_set(err, "out of memory");
@@ -79,7 +80,7 @@ pop3_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 	w->throttle = pop3_throttle_new(conf->auth_failure_window_ms);
 	if (conf->plaintext_auth_networks.count > 0)
 		w->networks = calloc(conf->plaintext_auth_networks.count,
-				     sizeof(*w->networks));
+		                     sizeof(*w->networks));
 	if (w->throttle == NULL ||
 	    (conf->plaintext_auth_networks.count > 0 && w->networks == NULL)) {
 		pop3_worker_free(w);
@@ -104,23 +105,23 @@ pop3_exit_worker(struct ptl_instance *inst)
 }
 
 static const struct ptl_service_ref pop3_needs[] = {
-	{PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
-	{PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
-	{NULL, 0},
+    {PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
+    {PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "pop3",
-	.version = "1.0",
-	.description = "POP3 server (RFC 1939) with CAPA, UIDL, TOP, STLS, "
-		       "SASL PLAIN and implicit TLS",
-	.license = "MIT",
-	.needs = pop3_needs,
-	.conf_keys = pop3_conf_keys,
-	.conf_size = sizeof(struct pop3_conf),
-	.check_config = pop3_check_config,
-	.init_master = pop3_init_master,
-	.init_worker = pop3_init_worker,
-	.exit_worker = pop3_exit_worker,
+    PTL_MODULE_HEADER,
+    .name = "pop3",
+    .version = "1.0",
+    .description = "POP3 server (RFC 1939) with CAPA, UIDL, TOP, STLS, "
+                   "SASL PLAIN and implicit TLS",
+    .license = "MIT",
+    .needs = pop3_needs,
+    .conf_keys = pop3_conf_keys,
+    .conf_size = sizeof(struct pop3_conf),
+    .check_config = pop3_check_config,
+    .init_master = pop3_init_master,
+    .init_worker = pop3_init_worker,
+    .exit_worker = pop3_exit_worker,
 };

@@ -6,7 +6,7 @@
 
 void
 pop3_parse_init(struct pop3_parser *p, char *args, size_t args_cap,
-		size_t max_line)
+                size_t max_line)
 {
 	memset(p, 0, sizeof(*p));
 	p->args = args;
@@ -16,7 +16,7 @@ pop3_parse_init(struct pop3_parser *p, char *args, size_t args_cap,
 
 void
 pop3_parse_set_mode(struct pop3_parser *p, enum pop3_parse_mode mode,
-		    size_t max_line)
+                    size_t max_line)
 {
 	p->mode = mode;
 	/* The arguments plus the verb, a space and CRLF must fit. */
@@ -75,7 +75,7 @@ pop3_parse_done(struct pop3_parser *p)
 
 int
 pop3_parse_feed(struct pop3_parser *p, const char *data, size_t len,
-		size_t *used_out)
+                size_t *used_out)
 {
 	size_t i;
 
@@ -88,9 +88,8 @@ pop3_parse_feed(struct pop3_parser *p, const char *data, size_t len,
 			p->line_len = 0;
 			p->verb_len = 0;
 			p->args_len = 0;
-			p->state = p->mode == POP3_PARSE_COMMAND
-					   ? POP3_PS_VERB
-					   : POP3_PS_ARGS;
+			p->state = p->mode == POP3_PARSE_COMMAND ? POP3_PS_VERB
+			                                         : POP3_PS_ARGS;
 		}
 		p->line_len++;
 		if (c == '\n') {

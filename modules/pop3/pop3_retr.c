@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* RETR and TOP: stream a message from storage, byte-stuffed, with backpressure. */
+/* RETR and TOP: stream a message from storage, byte-stuffed, with backpressure.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,7 @@ pop3_dot_line_end(struct pop3_dot *d)
 
 size_t
 pop3_dot_encode(struct pop3_dot *d, const char *in, size_t len, char *out,
-		size_t *used_out)
+                size_t *used_out)
 {
 	const char *p = in, *end = in + len, *lf;
 	char *o = out;
@@ -140,12 +141,12 @@ pop3_retr_fail(struct pop3_session *s, const char *why, int errnum)
 
 	if (s->conn != NULL)
 		ptl_conn_log(s->conn, PTL_LOG_ERROR,
-			     "pop3: reading a message failed after %llu of "
-			     "%llu octets: %s%s%s",
-			     (unsigned long long)st->offset,
-			     (unsigned long long)st->size, why,
-			     errnum != 0 ? ": " : "",
-			     errnum != 0 ? strerror(errnum) : "");
+		             "pop3: reading a message failed after %llu of "
+		             "%llu octets: %s%s%s",
+		             (unsigned long long)st->offset,
+		             (unsigned long long)st->size, why,
+		             errnum != 0 ? ": " : "",
+		             errnum != 0 ? strerror(errnum) : "");
 	if (st->fd >= 0)
 		close(st->fd);
 	st->fd = -1;
@@ -222,10 +223,11 @@ pop3_retr_read_done(void *arg)
 	if (s->phase == POP3_PHASE_CLOSING || s->wait != POP3_WAIT_STREAM)
 		return;
 	if (st->task_got <= 0) {
-		pop3_retr_fail(s, st->task_got == 0 ? "file is shorter than "
-						      "its size"
-						    : "read",
-			       st->task_errno);
+		pop3_retr_fail(s,
+		               st->task_got == 0 ? "file is shorter than "
+		                                   "its size"
+		                                 : "read",
+		               st->task_errno);
 		return;
 	}
 	if (pop3_retr_send(s, (size_t)st->task_got))
@@ -249,10 +251,9 @@ pop3_retr_read(struct pop3_session *s)
 	if (st->in_memory || st->nowait_ok) {
 		do {
 			n = st->in_memory
-				    ? pread(st->fd, st->in, want,
-					    (off_t)st->offset)
-				    : preadv2(st->fd, &iov, 1,
-					      (off_t)st->offset, RWF_NOWAIT);
+			        ? pread(st->fd, st->in, want, (off_t)st->offset)
+			        : preadv2(st->fd, &iov, 1, (off_t)st->offset,
+			                  RWF_NOWAIT);
 		} while (n < 0 && errno == EINTR);
 		if (n > 0)
 			return n;
@@ -268,8 +269,7 @@ pop3_retr_read(struct pop3_session *s)
 		}
 	}
 	st->task_pending = true;
-	if (ptl_task_submit(pop3_retr_work, pop3_retr_read_done, s) !=
-	    PTL_OK) {
+	if (ptl_task_submit(pop3_retr_work, pop3_retr_read_done, s) != PTL_OK) {
 		st->task_pending = false;
 		pop3_retr_fail(s, "out of memory", 0);
 		return -1;
@@ -342,14 +342,14 @@ pop3_retr_opened(const struct ptl_storage_result *res, int fd, void *arg)
 	}
 	if (res->status != PTL_STORAGE_OK || fd < 0) {
 		ptl_conn_log(s->conn, PTL_LOG_WARN,
-			     "pop3: cannot read a message: %s",
-			     res->reason != NULL ? res->reason : "unknown");
+		             "pop3: cannot read a message: %s",
+		             res->reason != NULL ? res->reason : "unknown");
 		if (res->status == PTL_STORAGE_PERMFAIL)
 			pop3_reply(s, "-ERR [SYS/PERM] message is not "
-				      "available");
+			              "available");
 		else
 			pop3_reply(s, "-ERR [SYS/TEMP] message is not "
-				      "available now; try again later");
+			              "available now; try again later");
 		pop3_session_continue(s);
 		return;
 	}
@@ -357,8 +357,8 @@ pop3_retr_opened(const struct ptl_storage_result *res, int fd, void *arg)
 	    !pop3_retr_buffers(s)) {
 		close(fd);
 		ptl_conn_log(s->conn, PTL_LOG_ERROR,
-			     "pop3: message is not a regular file, or out of "
-			     "memory");
+		             "pop3: message is not a regular file, or out of "
+		             "memory");
 		pop3_reply(s, "-ERR [SYS/TEMP] message is not available now");
 		pop3_session_continue(s);
 		return;
@@ -366,8 +366,8 @@ pop3_retr_opened(const struct ptl_storage_result *res, int fd, void *arg)
 	st->fd = fd;
 	st->offset = 0;
 	st->in_memory = fstatfs(fd, &sfs) == 0 &&
-			((unsigned long)sfs.f_type == TMPFS_MAGIC ||
-			 (unsigned long)sfs.f_type == RAMFS_MAGIC);
+	                ((unsigned long)sfs.f_type == TMPFS_MAGIC ||
+	                 (unsigned long)sfs.f_type == RAMFS_MAGIC);
 	st->nowait_ok = true;
 	if (st->retr)
 		pop3_reply(s, "+OK %llu octets", (unsigned long long)st->size);
@@ -380,8 +380,7 @@ pop3_retr_opened(const struct ptl_storage_result *res, int fd, void *arg)
 }
 
 void
-pop3_retr_start(struct pop3_session *s, size_t index, bool top,
-		uint64_t lines)
+pop3_retr_start(struct pop3_session *s, size_t index, bool top, uint64_t lines)
 {
 	const struct ptl_storage_methods *st = s->worker->storage;
 	const struct ptl_storage_msg *m = st->message(s->mb, index);
@@ -398,7 +397,7 @@ pop3_retr_start(struct pop3_session *s, size_t index, bool top,
 	rc = st->read(s->mb, index, pop3_retr_opened, s);
 	if (rc == PTL_ERROR && s->wait == POP3_WAIT_READ) {
 		pop3_reply(s, "-ERR [SYS/TEMP] message is not available now; "
-			      "try again later");
+		              "try again later");
 		pop3_session_continue(s);
 	}
 }

@@ -179,7 +179,7 @@ pop3_dispatch(struct pop3_session *s)
 		return;
 	}
 	need = s->phase == POP3_PHASE_TRANSACTION ? POP3_CMD_TRANSACTION
-						  : POP3_CMD_AUTHORIZATION;
+	                                          : POP3_CMD_AUTHORIZATION;
 	if (!(cmd->flags & need)) {
 		pop3_reply(s, "-ERR command not valid in this state");
 		return;
@@ -203,13 +203,16 @@ pop3_sasl_line(struct pop3_session *s, int rc)
 	s->sasl_pending = false;
 	if (rc == PTL_DECLINED) {
 		pop3_reply(s, s->parser.error == POP3_PARSE_TOO_LONG
-				      ? "-ERR line too long"
-				      : "-ERR malformed SASL response");
+		                  ? "-ERR line too long"
+		                  : "-ERR malformed SASL response");
 	} else {
 		pop3_auth_sasl_line(s, s->parser.args, s->parser.args_len);
 	}
+	/* The response holds a password: wipe it before the mode switch
+	 * forgets its length. */
+	explicit_bzero(s->parser.args, s->parser.args_len);
 	pop3_parse_set_mode(&s->parser, POP3_PARSE_COMMAND,
-			    (size_t)s->conf->max_line);
+	                    (size_t)s->conf->max_line);
 }
 
 /*
@@ -226,7 +229,7 @@ pop3_session_process(struct pop3_session *s)
 
 	while (s->conn != NULL && s->wait == POP3_WAIT_NONE && !s->blocked &&
 	       (s->phase == POP3_PHASE_AUTHORIZATION ||
-		s->phase == POP3_PHASE_TRANSACTION)) {
+	        s->phase == POP3_PHASE_TRANSACTION)) {
 		n = ptl_conn_peek(s->conn, &data);
 		if (n == 0) {
 			if (s->eof)
@@ -272,7 +275,7 @@ pop3_on_tls_ready(struct pop3_session *s)
 	s->user[0] = '\0';
 	s->sasl_pending = false;
 	pop3_parse_set_mode(&s->parser, POP3_PARSE_COMMAND,
-			    (size_t)s->conf->max_line);
+	                    (size_t)s->conf->max_line);
 	pop3_session_continue(s);
 }
 
@@ -285,14 +288,14 @@ pop3_on_timeout(struct pop3_session *s)
 	 * taken for data: just end the connection. */
 	if (s->wait == POP3_WAIT_STREAM || s->wait == POP3_WAIT_LISTING) {
 		ptl_conn_log(s->conn, PTL_LOG_INFO,
-			     "pop3: timeout while sending; closing");
+		             "pop3: timeout while sending; closing");
 		s->phase = POP3_PHASE_CLOSING;
 		ptl_conn_abort(s->conn);
 		return;
 	}
 	ptl_conn_log(s->conn, PTL_LOG_INFO, "pop3: autologout in %s state",
-		     s->phase == POP3_PHASE_TRANSACTION ? "TRANSACTION"
-							: "AUTHORIZATION");
+	             s->phase == POP3_PHASE_TRANSACTION ? "TRANSACTION"
+	                                                : "AUTHORIZATION");
 	if (s->wait == POP3_WAIT_NONE || s->wait == POP3_WAIT_DELAY)
 		pop3_reply(s, "-ERR autologout: idle for too long");
 	pop3_session_close(s);
@@ -305,8 +308,8 @@ pop3_on_closed(struct pop3_session *s)
 
 	if (s->mb != NULL && !s->quit)
 		ptl_conn_log(s->conn, PTL_LOG_INFO,
-			     "pop3: connection lost in TRANSACTION state; "
-			     "nothing deleted");
+		             "pop3: connection lost in TRANSACTION state; "
+		             "nothing deleted");
 	s->conn = NULL;
 	s->phase = POP3_PHASE_CLOSING;
 	if (s->wait == POP3_WAIT_VERIFY) {
@@ -380,8 +383,8 @@ pop3_session_accept(struct ptl_conn *c, void *arg)
 	}
 	s = calloc(1, sizeof(*s));
 	cap = (size_t)conf->max_line > POP3_SASL_LINE_MAX
-		      ? (size_t)conf->max_line
-		      : POP3_SASL_LINE_MAX;
+	          ? (size_t)conf->max_line
+	          : POP3_SASL_LINE_MAX;
 	if (s == NULL || (s->linebuf = malloc(cap)) == NULL) {
 		free(s);
 		ptl_conn_log(c, PTL_LOG_ERROR, "pop3: out of memory");
@@ -395,7 +398,7 @@ pop3_session_accept(struct ptl_conn *c, void *arg)
 	s->conf = conf;
 	s->stream.fd = -1;
 	(void)snprintf(s->peer_ip, sizeof(s->peer_ip), "%s",
-		       ptl_conn_peer_ip(c));
+	               ptl_conn_peer_ip(c));
 	pop3_parse_init(&s->parser, s->linebuf, cap, (size_t)conf->max_line);
 	for (i = 0; i < w->nnetworks; i++) {
 		if (pop3_cidr_match(&w->networks[i], s->peer_ip)) {

@@ -24,8 +24,8 @@ struct pop3_throttle_entry {
 struct pop3_throttle {
 	int64_t window_ms;
 	uint32_t seed; /* per process, so collisions cannot be planned */
-	struct pop3_throttle_entry
-		slots[POP3_THROTTLE_SETS][POP3_THROTTLE_WAYS];
+	struct pop3_throttle_entry slots[POP3_THROTTLE_SETS]
+	                                [POP3_THROTTLE_WAYS];
 };
 
 struct pop3_throttle *
@@ -88,7 +88,7 @@ pop3_throttle_set(struct pop3_throttle *t, const uint8_t key[16])
 
 static struct pop3_throttle_entry *
 pop3_throttle_find(struct pop3_throttle *t, const uint8_t key[16],
-		   int64_t now_ms)
+                   int64_t now_ms)
 {
 	struct pop3_throttle_entry *set = pop3_throttle_set(t, key);
 	size_t i;

@@ -21,7 +21,7 @@
 
 /* EDNS(0) UDP payload size: the 2020 DNS flag day value, no fragments. */
 #define RESOLVER_EDNS_SIZE 1232
-#define DNS_CLASS_IN 1
+#define DNS_CLASS_IN       1
 
 struct ares_watch {
 	struct ares_watch *next;
@@ -78,10 +78,10 @@ ares_on_io(struct ptl_io *io, unsigned events, void *arg)
 
 	/* An error is read so that c-ares sees it and moves on. The
 	 * watcher may be gone when this returns. */
-	ares_process_fd(ra->channel,
-	                (events & (PTL_IO_READ | PTL_IO_ERROR)) ? fd
-	                                                        : ARES_SOCKET_BAD,
-	                (events & PTL_IO_WRITE) ? fd : ARES_SOCKET_BAD);
+	ares_process_fd(
+	    ra->channel,
+	    (events & (PTL_IO_READ | PTL_IO_ERROR)) ? fd : ARES_SOCKET_BAD,
+	    (events & PTL_IO_WRITE) ? fd : ARES_SOCKET_BAD);
 	ares_rearm(ra);
 }
 
@@ -90,8 +90,8 @@ ares_on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
 	struct resolver_ares *ra = data;
 	struct ares_watch **link, *w;
-	unsigned events = (readable ? PTL_IO_READ : 0u) |
-	                  (writable ? PTL_IO_WRITE : 0u);
+	unsigned events =
+	    (readable ? PTL_IO_READ : 0u) | (writable ? PTL_IO_WRITE : 0u);
 
 	for (link = &ra->watches; *link != NULL; link = &(*link)->next) {
 		if ((*link)->fd == fd)
@@ -124,8 +124,9 @@ ares_on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 	w->fd = fd;
 	w->io = ptl_io_add(fd, events, ares_on_io, w);
 	if (w->io == NULL) {
-		ptl_log(PTL_LOG_ERROR, "resolver: cannot watch DNS socket %d: %s",
-		        (int)fd, strerror(errno));
+		ptl_log(PTL_LOG_ERROR,
+		        "resolver: cannot watch DNS socket %d: %s", (int)fd,
+		        strerror(errno));
 		free(w);
 		return;
 	}
@@ -251,7 +252,10 @@ ares_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 		done(done_arg, RESOLVER_ARES_TEMPFAIL, "FORMERR", NULL, 0);
 		return;
 	case ARES_ECONNREFUSED:
-		done(done_arg, RESOLVER_ARES_TEMPFAIL, "connection refused",
+		/* c-ares 1.18 ends with this when every server answered
+		 * SERVFAIL, REFUSED or NOTIMP, or could not be reached. */
+		done(done_arg, RESOLVER_ARES_TEMPFAIL,
+		     "no server answered (SERVFAIL, REFUSED or unreachable)",
 		     NULL, 0);
 		return;
 	case ARES_EBADRESP:
@@ -338,7 +342,8 @@ resolver_ares_system_servers(struct ptl_pool *pool, const char **csv_out,
 	}
 	ares_library_cleanup();
 	if (rc != ARES_SUCCESS)
-		return ptl_error_set(err, "c-ares: reading /etc/resolv.conf: %s",
+		return ptl_error_set(err,
+		                     "c-ares: reading /etc/resolv.conf: %s",
 		                     ares_strerror(rc));
 	csv[0] = '\0';
 	for (node = servers; node != NULL; node = node->next) {
@@ -377,8 +382,9 @@ resolver_server_normalize(const char *text, char *out, size_t out_size,
 		const char *close = strchr(text, ']');
 
 		if (close == NULL)
-			return ptl_error_set(err, "expected \"ip\", \"ip:port\" "
-			                          "or \"[ipv6]:port\"");
+			return ptl_error_set(err,
+			                     "expected \"ip\", \"ip:port\" "
+			                     "or \"[ipv6]:port\"");
 		host_len = (size_t)(close - text - 1);
 		if (host_len >= sizeof(host))
 			return ptl_error_set(err, "bad IPv6 address");
@@ -417,8 +423,9 @@ resolver_server_normalize(const char *text, char *out, size_t out_size,
 	else if (inet_pton(AF_INET6, host, &in6) == 1)
 		v6 = true;
 	else
-		return ptl_error_set(err, "\"%s\" is not an IP address (name "
-		                          "servers are given by address)",
+		return ptl_error_set(err,
+		                     "\"%s\" is not an IP address (name "
+		                     "servers are given by address)",
 		                     host);
 	(void)snprintf(out, out_size, v6 ? "[%s]:%lu" : "%s:%lu", host, port);
 	return PTL_OK;

@@ -54,7 +54,7 @@ enum resolver_name_class {
  * Returns PTL_OK, or PTL_ERROR with *why_out a static reason.
  */
 int resolver_name_normalize(const char *name, enum resolver_name_class cls,
-			    char *out, const char **why_out);
+                            char *out, const char **why_out);
 
 /* The name class a lookup of @type requires (see resolver.h). */
 enum resolver_name_class resolver_name_class_for(enum ptl_dns_type type);
@@ -99,17 +99,17 @@ struct resolver_answer {
  * Returns it with one reference, or NULL when out of memory.
  */
 struct resolver_answer *resolver_parse(const unsigned char *msg, size_t len,
-				       const char *name,
-				       enum ptl_dns_type type);
+                                       const char *name,
+                                       enum ptl_dns_type type);
 
 /*
  * An answer without records: @status with @reason (static or copied).
  * Returns it with one reference, or NULL when out of memory.
  */
 struct resolver_answer *resolver_answer_status(const char *name,
-					       enum ptl_dns_type type,
-					       enum ptl_dns_status status,
-					       const char *reason);
+                                               enum ptl_dns_type type,
+                                               enum ptl_dns_status status,
+                                               const char *reason);
 
 void resolver_answer_ref(struct resolver_answer *a);
 /* Drop one reference; NULL is a no-op. */
@@ -130,13 +130,12 @@ struct resolver_ttl_policy {
  * failures and for negative answers without an SOA (RFC 2308 section 5).
  */
 uint32_t resolver_ttl_effective(const struct resolver_ttl_policy *policy,
-				const struct resolver_answer *a);
+                                const struct resolver_answer *a);
 
 struct resolver_cache;
 
 /* A cache of at most @max_entries answers and @max_bytes (0: none). */
-struct resolver_cache *resolver_cache_new(size_t max_entries,
-					  size_t max_bytes);
+struct resolver_cache *resolver_cache_new(size_t max_entries, size_t max_bytes);
 void resolver_cache_free(struct resolver_cache *cache);
 
 /*
@@ -146,9 +145,9 @@ void resolver_cache_free(struct resolver_cache *cache);
  * up).
  */
 struct resolver_answer *resolver_cache_get(struct resolver_cache *cache,
-					   enum ptl_dns_type type,
-					   const char *name, int64_t now_ms,
-					   uint32_t *remaining_out);
+                                           enum ptl_dns_type type,
+                                           const char *name, int64_t now_ms,
+                                           uint32_t *remaining_out);
 
 /*
  * Keep @a (its result.type and result.name are the key) until
@@ -157,8 +156,8 @@ struct resolver_answer *resolver_cache_get(struct resolver_cache *cache,
  * Returns PTL_OK, or PTL_ERROR when out of memory or @a alone is over
  * the memory bound (nothing kept).
  */
-int resolver_cache_put(struct resolver_cache *cache,
-		       struct resolver_answer *a, int64_t expires_ms);
+int resolver_cache_put(struct resolver_cache *cache, struct resolver_answer *a,
+                       int64_t expires_ms);
 
 size_t resolver_cache_count(const struct resolver_cache *cache);
 size_t resolver_cache_bytes(const struct resolver_cache *cache);
@@ -170,9 +169,9 @@ struct resolver_ares;
 
 /* How a query ended, before parsing. */
 enum resolver_ares_status {
-	RESOLVER_ARES_ANSWER,   /* msg/len hold the response */
-	RESOLVER_ARES_TEMPFAIL, /* reason says why */
-	RESOLVER_ARES_PERMFAIL, /* reason says why */
+	RESOLVER_ARES_ANSWER,    /* msg/len hold the response */
+	RESOLVER_ARES_TEMPFAIL,  /* reason says why */
+	RESOLVER_ARES_PERMFAIL,  /* reason says why */
 	RESOLVER_ARES_DESTROYED, /* the channel is going away */
 };
 
@@ -182,12 +181,12 @@ enum resolver_ares_status {
  * once; @msg is valid during the call only.
  */
 typedef void (*resolver_ares_fn)(void *arg, enum resolver_ares_status status,
-				 const char *reason,
-				 const unsigned char *msg, size_t len);
+                                 const char *reason, const unsigned char *msg,
+                                 size_t len);
 
 /* A channel on the current process's loop, configured from @conf. */
 int resolver_ares_new(const struct resolver_conf *conf,
-		      struct resolver_ares **out, struct ptl_error *err);
+                      struct resolver_ares **out, struct ptl_error *err);
 /* Pending completions run with RESOLVER_ARES_DESTROYED. NULL: no-op. */
 void resolver_ares_free(struct resolver_ares *ra);
 
@@ -197,22 +196,22 @@ void resolver_ares_free(struct resolver_ares *ra);
  * PTL_ERROR (out of memory; @done will not run).
  */
 int resolver_ares_send(struct resolver_ares *ra, const char *name,
-		       enum ptl_dns_type type, resolver_ares_fn done,
-		       void *arg);
+                       enum ptl_dns_type type, resolver_ares_fn done,
+                       void *arg);
 
 /*
  * The name servers c-ares finds in /etc/resolv.conf, as CSV in @pool.
  * Master, init_master.
  */
 int resolver_ares_system_servers(struct ptl_pool *pool, const char **csv_out,
-				 struct ptl_error *err);
+                                 struct ptl_error *err);
 
 /*
  * Turn "ip" or "ip:port" or "[v6]:port" into c-ares form ("ip:port",
  * "[v6]:port") in @out. Returns PTL_OK or PTL_ERROR (err->text).
  */
 int resolver_server_normalize(const char *text, char *out, size_t out_size,
-			      struct ptl_error *err);
+                              struct ptl_error *err);
 
 /* ---- The service (resolver_lookup.c) --------------------------------- */
 
@@ -220,7 +219,7 @@ struct resolver;
 
 /* Per-process state: cache, channel, pending lookups. */
 int resolver_new(const struct resolver_conf *conf, struct resolver **out,
-		 struct ptl_error *err);
+                 struct ptl_error *err);
 /* Drops every pending lookup without calling it. NULL: no-op. */
 void resolver_free(struct resolver *r);
 

@@ -22,7 +22,7 @@
 
 /* "DNSQ": catches a stale or foreign handle passed to cancel(). */
 #define RESOLVER_QUERY_MAGIC 0x444e5351u
-#define INFLIGHT_BUCKETS 256
+#define INFLIGHT_BUCKETS     256
 
 struct query_list {
 	struct ptl_dns_query *head, *tail;
@@ -242,7 +242,7 @@ log_answer(const struct inflight *f, const struct resolver_answer *a)
 		return;
 	if (a->result.status == PTL_DNS_OK)
 		ptl_log(PTL_LOG_DEBUG,
-		        "resolver: %s %s: OK, %zu records, ttl %u%s", 
+		        "resolver: %s %s: OK, records %zu, ttl %u%s",
 		        resolver_type_name(f->type), f->name, a->result.count,
 		        a->result.ttl, a->result.secure ? ", secure" : "");
 	else

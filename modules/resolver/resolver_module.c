@@ -47,7 +47,8 @@ static const struct ptl_conf_key resolver_conf_keys[] = {
         .def = "5s",
         .min = 100,
         .max = 60000,
-        .doc = "Time to wait for one server's answer before the next try.",
+        .doc = "Time to wait for one server's answer in the first "
+               "round; c-ares doubles it in each further round.",
     },
     {
         .name = "tries",
@@ -166,11 +167,10 @@ resolver_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		if (resolver_server_normalize(items[i], text, sizeof(text),
 		                              err) != PTL_OK)
 			return PTL_ERROR;
-		used += (size_t)snprintf(csv + used,
-		                         conf->servers.count *
-		                                 RESOLVER_SERVER_TEXT -
-		                             used,
-		                         "%s%s", i > 0 ? "," : "", text);
+		used += (size_t)snprintf(
+		    csv + used,
+		    conf->servers.count * RESOLVER_SERVER_TEXT - used, "%s%s",
+		    i > 0 ? "," : "", text);
 	}
 	conf->servers_csv = csv;
 	ptl_log(PTL_LOG_INFO, "resolver: name servers: %s", csv);

@@ -17,15 +17,15 @@
 
 #include "resolver_internal.h"
 
-#define DNS_HEADER_LEN 12
-#define DNS_CLASS_IN 1
-#define DNS_TYPE_CNAME 5
-#define DNS_TYPE_SOA 6
-#define DNS_RCODE_FORMERR 1
+#define DNS_HEADER_LEN     12
+#define DNS_CLASS_IN       1
+#define DNS_TYPE_CNAME     5
+#define DNS_TYPE_SOA       6
+#define DNS_RCODE_FORMERR  1
 #define DNS_RCODE_SERVFAIL 2
 #define DNS_RCODE_NXDOMAIN 3
-#define DNS_RCODE_NOTIMP 4
-#define DNS_RCODE_REFUSED 5
+#define DNS_RCODE_NOTIMP   4
+#define DNS_RCODE_REFUSED  5
 /* Compression pointers a name may follow; each goes further back. */
 #define DNS_MAX_POINTERS 64
 
@@ -83,8 +83,12 @@ resolver_name_normalize(const char *name, enum resolver_name_class cls,
 			*why_out = "invalid name: label longer than 63";
 			return PTL_ERROR;
 		}
-		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a')
-		                                 : (char)c;
+		out[i] =
+		    (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : (char)c;
+	}
+	if (label == 0) {
+		*why_out = "invalid name: empty label";
+		return PTL_ERROR;
 	}
 	out[len] = '\0';
 	return PTL_OK;
@@ -129,8 +133,8 @@ resolver_ptr_name(const struct sockaddr *addr, char *out)
 	} else {
 		return PTL_ERROR;
 	}
-	(void)snprintf(out, RESOLVER_NAME_BUF, "%u.%u.%u.%u.in-addr.arpa",
-	               b[3], b[2], b[1], b[0]);
+	(void)snprintf(out, RESOLVER_NAME_BUF, "%u.%u.%u.%u.in-addr.arpa", b[3],
+	               b[2], b[1], b[0]);
 	return PTL_OK;
 }
 
@@ -523,9 +527,8 @@ collect_answers(struct collect *c)
 
 		if (wire_rr(c->w, &off, &rr) != PTL_OK)
 			return PTL_ERROR; /* walked before: cannot happen */
-		if (rr.type != (uint16_t)c->type ||
-		    rr.rclass != DNS_CLASS_IN || !rr.owner_clean ||
-		    strcmp(rr.owner, c->canonical) != 0)
+		if (rr.type != (uint16_t)c->type || rr.rclass != DNS_CLASS_IN ||
+		    !rr.owner_clean || strcmp(rr.owner, c->canonical) != 0)
 			continue;
 		if (c->kept == RESOLVER_MAX_RECORDS) {
 			c->dropped++;
@@ -611,8 +614,8 @@ name_within(const char *name, const char *zone)
  * zone that contains the name. Returns false when there is none.
  */
 static bool
-negative_ttl(const struct wire *w, const struct sections *s,
-             const char *name, uint32_t *ttl_out)
+negative_ttl(const struct wire *w, const struct sections *s, const char *name,
+             uint32_t *ttl_out)
 {
 	char skip[RESOLVER_NAME_BUF];
 	size_t off = s->authority, pos;
@@ -879,9 +882,8 @@ resolver_parse(const unsigned char *msg, size_t len, const char *name,
 		c.strings_used = 0;
 		if (collect_answers(&c) != PTL_OK || c.kept != counted) {
 			resolver_answer_unref(a);
-			return resolver_answer_status(name, type,
-			                              PTL_DNS_PERMFAIL,
-			                              "malformed answer");
+			return resolver_answer_status(
+			    name, type, PTL_DNS_PERMFAIL, "malformed answer");
 		}
 	}
 	a->result.status = status;

@@ -8,6 +8,7 @@
 
 #include <petrel/petrel.h>
 #include <petrel/filter.h>
+#include <petrel/queue.h>
 
 #include "smtp_addr.h"
 #include "smtp_authfail.h"
@@ -59,13 +60,13 @@ struct smtp_conf {
 	bool require_fqdn_sender;
 	const char *spool_dir;
 	struct ptl_conf_list filters; /* const char *: module names */
-	int64_t filter_timeout; /* ms */
+	int64_t filter_timeout;       /* ms */
 };
 
 extern const struct ptl_conf_key smtp_conf_keys[];
 
 int smtp_check_config(struct ptl_instance *inst, const json_t *section,
-		      void *conf, struct ptl_error *err);
+                      void *conf, struct ptl_error *err);
 
 /* ---- Per-process state (smtp_module.c) ------------------------------- */
 
@@ -96,6 +97,10 @@ struct smtp_worker {
 	void *auth_inst;
 	const struct ptl_storage_methods *storage;
 	void *storage_inst;
+	/* Optional: without a queue, mail for other domains is refused. */
+	const struct ptl_queue_methods *queue;
+	void *queue_inst;
+	bool queue_resolved;
 
 	struct smtp_filter_ref filters[SMTP_FILTERS_MAX];
 	size_t nfilters;
@@ -147,14 +152,16 @@ enum smtp_stage {
 struct smtp_session;
 
 /* Command flags. */
-#define SMTP_CMD_NEEDS_HELO   0x01u /* 503 before HELO/EHLO */
-#define SMTP_CMD_NEEDS_MAIL   0x02u /* 503 outside a transaction */
-#define SMTP_CMD_NO_TXN       0x04u /* 503 inside a transaction */
-#define SMTP_CMD_NO_ARGS      0x08u /* 501 when arguments are given */
-#define SMTP_CMD_PRE_TLS      0x10u /* 503 once TLS is on */
-#define SMTP_CMD_PIPELINE_LAST 0x20u /* ends a pipelined group: nothing
-					after it is read before its reply
-					(STARTTLS, QUIT) */
+#define SMTP_CMD_NEEDS_HELO 0x01u /* 503 before HELO/EHLO */
+#define SMTP_CMD_NEEDS_MAIL 0x02u /* 503 outside a transaction */
+#define SMTP_CMD_NO_TXN     0x04u /* 503 inside a transaction */
+#define SMTP_CMD_NO_ARGS    0x08u /* 501 when arguments are given */
+#define SMTP_CMD_PRE_TLS    0x10u /* 503 once TLS is on */
+/* Ends a pipelined group: nothing after it is read before its reply
+ * (STARTTLS, QUIT). */
+#define SMTP_CMD_PIPELINE_LAST 0x20u
+/* 530 on submission roles unless authenticated or trusted. */
+#define SMTP_CMD_NEEDS_AUTH 0x40u
 
 /**
  * A command: validation (check), the filter hook, then the action
@@ -175,19 +182,19 @@ struct smtp_rcpt {
 	const char *address; /* "local@domain" as accepted */
 	bool remote;         /* not a local domain (queue) */
 	bool utf8;
-	const char **users;  /* local: canonical users from the auth service */
+	const char **users; /* local: canonical users from the auth service */
 	size_t nusers;
 	struct smtp_rcpt_params params;
 };
 
 /** A spool file holding one message while it is received and delivered. */
 struct smtp_spool {
-	int fd;         /* -1: not open */
-	char *buf;      /* write buffer (malloc) */
-	size_t len;     /* bytes in buf */
+	int fd;     /* -1: not open */
+	char *buf;  /* write buffer (malloc) */
+	size_t len; /* bytes in buf */
 	size_t cap;
-	uint64_t size;  /* bytes in the file, buf included */
-	int error;      /* first write errno; 0: none */
+	uint64_t size; /* bytes in the file, buf included */
+	int error;     /* first write errno; 0: none */
 };
 
 /**
@@ -228,13 +235,15 @@ struct smtp_txn {
 	int64_t received_at;
 	unsigned pending_deliveries;
 	unsigned delivered, tempfailed, permfailed;
+	size_t nremote;    /* recipients handed to the queue */
+	char queue_id[64]; /* the queue's name for them */
 	char fail_reason[160];
 };
 
 /** State of an AUTH exchange. */
 struct smtp_sasl_state {
-	int mech;   /* SMTP_SASL_MECH_* (smtp_auth.c) */
-	int step;   /* what the next client line answers */
+	int mech; /* SMTP_SASL_MECH_* (smtp_auth.c) */
+	int step; /* what the next client line answers */
 	char user[SMTP_SASL_USER_MAX + 1]; /* login name being tried */
 };
 
@@ -247,13 +256,13 @@ enum smtp_timer_use {
 
 /** Filter chain position of the running hook (smtp_filter.c). */
 struct smtp_filter_run {
-	int hook;               /* enum ptl_filter_hook, -1: none */
-	size_t index;           /* filter being asked */
-	bool waiting;           /* its verdict is pending */
-	bool in_call;           /* inside its check() */
-	bool early_set;         /* done() came from inside check() */
-	int early;              /* ...with this decision */
-	uint32_t seen;          /* filters called in this session (bits) */
+	int hook;       /* enum ptl_filter_hook, -1: none */
+	size_t index;   /* filter being asked */
+	bool waiting;   /* its verdict is pending */
+	bool in_call;   /* inside its check() */
+	bool early_set; /* done() came from inside check() */
+	int early;      /* ...with this decision */
+	uint32_t seen;  /* filters called in this session (bits) */
 };
 
 struct smtp_session {
@@ -297,22 +306,25 @@ struct smtp_session {
 	unsigned messages;
 	unsigned commands;
 
-	bool esmtp;         /* EHLO (not HELO) was accepted */
+	bool esmtp; /* EHLO (not HELO) was accepted */
 	bool helo_done;
-	bool trusted;       /* peer is in trusted_networks */
-	bool tls;           /* TLS is on */
-	bool blocked;       /* output over the high-water mark */
+	bool trusted; /* peer is in trusted_networks */
+	bool tls;     /* TLS is on */
+	bool blocked; /* output over the high-water mark */
 	bool closing;
-	bool eof;           /* the client closed its side */
-	bool rcpt_ok;       /* the pending RCPT passed the lookup */
+	bool eof;     /* the client closed its side */
+	bool rcpt_ok; /* the pending RCPT passed the lookup */
 };
+
+/* smtp_module.c */
+void smtp_queue_resolve(struct smtp_worker *w);
 
 /* smtp_session.c */
 void smtp_session_accept(struct ptl_conn *c, void *arg);
 void smtp_session_input(struct smtp_session *s);
 void smtp_cmd_resume(struct smtp_session *s, int rc);
 int smtp_cmd_start(struct smtp_session *s, const struct smtp_command *cmd,
-		   const struct smtp_cmdline *cl);
+                   const struct smtp_cmdline *cl);
 void smtp_session_close(struct smtp_session *s, bool now);
 void smtp_session_reset(struct smtp_session *s);
 void smtp_session_set_phase(struct smtp_session *s, enum smtp_phase phase);
@@ -320,13 +332,13 @@ bool smtp_session_may_relay(const struct smtp_session *s);
 bool smtp_session_auth_offered(const struct smtp_session *s);
 bool smtp_session_starttls_offered(const struct smtp_session *s);
 int smtp_session_timer(struct smtp_session *s, enum smtp_timer_use use,
-		       int64_t ms);
+                       int64_t ms);
 void smtp_session_timer_stop(struct smtp_session *s);
 void smtp_session_log_escape(char *out, size_t cap, const char *in);
 
 /* smtp_reply.c */
 void smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
-		const char *fmt, ...) PTL_PRINTF(4, 5);
+                const char *fmt, ...) PTL_PRINTF(4, 5);
 void smtp_reply_line(struct smtp_session *s, const char *text, size_t len);
 void smtp_reply_ehlo(struct smtp_session *s);
 

@@ -178,7 +178,7 @@ addr_is_dot_string(const unsigned char *s, size_t len)
  */
 static bool
 addr_scan_local(struct addr_cursor *cur, char *content, size_t *len_out,
-		bool *quoted)
+                bool *quoted)
 {
 	size_t n = 0;
 
@@ -209,8 +209,7 @@ addr_scan_local(struct addr_cursor *cur, char *content, size_t *len_out,
 		*len_out = n;
 		return true;
 	}
-	while (cur->p < cur->end &&
-	       (addr_is_atext(*cur->p) || *cur->p == '.'))
+	while (cur->p < cur->end && (addr_is_atext(*cur->p) || *cur->p == '.'))
 		content[n++] = (char)*cur->p++;
 	*len_out = n;
 	return addr_is_dot_string((const unsigned char *)content, n);
@@ -254,8 +253,8 @@ addr_has_routing_chars(const char *content, size_t len)
 
 enum smtp_addr_error
 smtp_addr_parse(const char *in, size_t len, unsigned flags,
-		struct ptl_pool *pool, struct smtp_addr *out,
-		size_t *consumed_out)
+                struct ptl_pool *pool, struct smtp_addr *out,
+                size_t *consumed_out)
 {
 	struct addr_cursor cur;
 	const unsigned char *close, *dstart;
@@ -307,8 +306,9 @@ smtp_addr_parse(const char *in, size_t len, unsigned flags,
 	if (local == NULL)
 		return SMTP_ADDR_SYNTAX;
 
-	if (cur.p < cur.end && *cur.p == '>' && (flags & SMTP_ADDR_POSTMASTER_OK) &&
-	    !quoted && strcasecmp(local, "postmaster") == 0) {
+	if (cur.p < cur.end && *cur.p == '>' &&
+	    (flags & SMTP_ADDR_POSTMASTER_OK) && !quoted &&
+	    strcasecmp(local, "postmaster") == 0) {
 		out->is_postmaster = true;
 		out->address = local;
 		out->local = local;

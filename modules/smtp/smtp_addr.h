@@ -59,10 +59,10 @@ struct smtp_addr {
  * inet_ntop() prints); other tagged literals are refused.
  * @return SMTP_ADDR_OK, or the reason for the refusal.
  */
-enum smtp_addr_error smtp_addr_parse(const char *in, size_t len,
-				     unsigned flags, struct ptl_pool *pool,
-				     struct smtp_addr *out,
-				     size_t *consumed_out);
+enum smtp_addr_error smtp_addr_parse(const char *in, size_t len, unsigned flags,
+                                     struct ptl_pool *pool,
+                                     struct smtp_addr *out,
+                                     size_t *consumed_out);
 
 /**
  * Lower-case ASCII letters of @p s in place and drop one trailing dot.

@@ -29,7 +29,7 @@ auth_fail_reply(struct smtp_session *s)
 	smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
 	if (s->verify_rc != 0) {
 		smtp_reply(s, 421, "4.7.0",
-			   "Too many authentication failures, closing");
+		           "Too many authentication failures, closing");
 		smtp_session_close(s, false);
 	}
 }
@@ -55,12 +55,12 @@ auth_failed(struct smtp_session *s)
 	ipn = smtp_authfail_add(s->w->authfail, ip, ptl_now_ms());
 	n = s->auth_failures > ipn ? s->auth_failures : ipn;
 	s->verify_rc = s->auth_failures >= (unsigned)conf->auth_max_failures ||
-		       ipn >= (unsigned)conf->auth_max_failures;
+	               ipn >= (unsigned)conf->auth_max_failures;
 	smtp_session_log_escape(user, sizeof(user), s->sasl->user);
 	ptl_conn_log(s->conn, PTL_LOG_NOTICE,
-		     "auth failed from %s user=\"%s\" mech=%s failures=%u "
-		     "address_failures=%u",
-		     ip, user, auth_mech_name(s), s->auth_failures, ipn);
+	             "auth failed from %s user=\"%s\" mech=%s failures=%u "
+	             "address_failures=%u",
+	             ip, user, auth_mech_name(s), s->auth_failures, ipn);
 	delay = conf->auth_failure_delay;
 	for (i = 1; i < n && delay < AUTH_DELAY_MAX_MS; i++)
 		delay *= 2;
@@ -92,19 +92,19 @@ auth_verify_done(enum ptl_auth_status status, const char *user, void *arg)
 		return;
 	if (status == PTL_AUTH_OK) {
 		s->auth_user = ptl_pstrdup(ptl_conn_pool(s->conn),
-					   user != NULL ? user : s->sasl->user);
+		                           user != NULL ? user : s->sasl->user);
 		if (s->auth_user == NULL) {
 			smtp_reply(s, 454, "4.7.0",
-				   "Temporary authentication failure");
+			           "Temporary authentication failure");
 		} else {
 			smtp_authfail_clear(s->w->authfail,
-					    ptl_conn_peer_ip(s->conn));
+			                    ptl_conn_peer_ip(s->conn));
 			smtp_session_log_escape(esc, sizeof(esc), s->auth_user);
 			ptl_conn_log(s->conn, PTL_LOG_INFO,
-				     "auth ok user=\"%s\" mech=%s", esc,
-				     auth_mech_name(s));
+			             "auth ok user=\"%s\" mech=%s", esc,
+			             auth_mech_name(s));
 			smtp_reply(s, 235, "2.7.0",
-				   "Authentication successful");
+			           "Authentication successful");
 		}
 	} else if (status == PTL_AUTH_TEMPFAIL) {
 		smtp_reply(s, 454, "4.7.0", "Temporary authentication failure");
@@ -125,7 +125,7 @@ auth_verify(struct smtp_session *s, const char *pass, size_t len)
 
 	smtp_session_set_phase(s, SMTP_PHASE_COMMAND);
 	rc = w->auth->verify(w->auth_inst, s->sasl->user, pass, len,
-			     auth_verify_done, s);
+	                     auth_verify_done, s);
 	if (rc == PTL_AGAIN)
 		return PTL_AGAIN;
 	smtp_reply(s, 454, "4.7.0", "Temporary authentication failure");
@@ -158,8 +158,7 @@ auth_step(struct smtp_session *s, int step, const char *text, size_t len)
 	}
 	/* "=" is an empty initial response. */
 	if (!(len == 1 && text[0] == '=') &&
-	    smtp_base64_decode(text, len, buf, sizeof(buf) - 1, &n) !=
-		    PTL_OK) {
+	    smtp_base64_decode(text, len, buf, sizeof(buf) - 1, &n) != PTL_OK) {
 		smtp_session_set_phase(s, SMTP_PHASE_COMMAND);
 		smtp_reply(s, 501, "5.5.2", "Invalid base64 data");
 		return PTL_DECLINED;
@@ -215,8 +214,8 @@ smtp_auth_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 	}
 	if (!s->tls && !s->w->conf->auth_plaintext) {
 		smtp_reply(s, 538, "5.7.11",
-			   "Encryption required for requested authentication "
-			   "mechanism");
+		           "Encryption required for requested authentication "
+		           "mechanism");
 		return PTL_DECLINED;
 	}
 	if (!s->esmtp) {
@@ -241,19 +240,19 @@ smtp_auth_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 		s->sasl = ptl_pcalloc(ptl_conn_pool(s->conn), sizeof(*s->sasl));
 		if (s->sasl == NULL) {
 			smtp_reply(s, 454, "4.7.0",
-				   "Temporary authentication failure");
+			           "Temporary authentication failure");
 			return PTL_DECLINED;
 		}
 	}
 	s->sasl->mech = mech;
 	s->sasl->user[0] = '\0';
 	if (ir != NULL && irlen > 0)
-		return auth_step(s, mech == SASL_MECH_PLAIN
-					    ? SASL_STEP_PLAIN
-					    : SASL_STEP_LOGIN_USER,
-				 ir, irlen);
-	s->sasl->step = mech == SASL_MECH_PLAIN ? SASL_STEP_PLAIN
-						: SASL_STEP_LOGIN_USER;
+		return auth_step(s,
+		                 mech == SASL_MECH_PLAIN ? SASL_STEP_PLAIN
+		                                         : SASL_STEP_LOGIN_USER,
+		                 ir, irlen);
+	s->sasl->step =
+	    mech == SASL_MECH_PLAIN ? SASL_STEP_PLAIN : SASL_STEP_LOGIN_USER;
 	smtp_session_set_phase(s, SMTP_PHASE_AUTH);
 	if (mech == SASL_MECH_PLAIN)
 		smtp_reply(s, 334, NULL, "%s", "");
@@ -269,5 +268,5 @@ auth_response_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 }
 
 const struct smtp_command smtp_cmd_auth_response = {
-	"<sasl response>", 0, auth_response_check, -1, NULL,
+    "<sasl response>", 0, auth_response_check, -1, NULL,
 };

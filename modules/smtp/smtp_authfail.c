@@ -49,7 +49,7 @@ authfail_hash(const char *ip)
 
 static struct authfail_slot *
 authfail_find(struct smtp_authfail *t, const char *ip, int64_t now_ms,
-	      bool create)
+              bool create)
 {
 	struct authfail_slot *slot, *victim = NULL;
 	size_t h = authfail_hash(ip), i;

@@ -18,10 +18,10 @@ void smtp_authfail_free(struct smtp_authfail *t);
 
 /** Failures of @p ip still remembered at @p now_ms. */
 unsigned smtp_authfail_count(struct smtp_authfail *t, const char *ip,
-			     int64_t now_ms);
+                             int64_t now_ms);
 /** Record one failure of @p ip. @return its failures now. */
 unsigned smtp_authfail_add(struct smtp_authfail *t, const char *ip,
-			   int64_t now_ms);
+                           int64_t now_ms);
 /** Forget @p ip (a successful login). */
 void smtp_authfail_clear(struct smtp_authfail *t, const char *ip);
 

@@ -30,7 +30,7 @@ smtp_bdat_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 	/* A chunk this large is not worth reading to stay in step. */
 	if (size / 2 > conf->max_message_size) {
 		smtp_reply(s, 552, "5.3.4",
-			   "Message size exceeds fixed maximum message size");
+		           "Message size exceeds fixed maximum message size");
 		smtp_session_close(s, false);
 		return PTL_DECLINED;
 	}
@@ -81,15 +81,16 @@ bdat_chunk_end(struct smtp_session *s)
 	 * over; further chunks get 503 until a new MAIL. */
 	if (t->scan.flags & SMTP_DATA_TOO_BIG) {
 		smtp_reply(s, 552, "5.3.4",
-			   "Message size exceeds fixed maximum message size");
+		           "Message size exceeds fixed maximum message size");
 		ptl_conn_log(s->conn, PTL_LOG_INFO,
-			     "message %s refused: too big", t->id);
+		             "message %s refused: too big", t->id);
 		smtp_txn_abort(s);
 		return PTL_OK;
 	}
 	if (!s->bdat_last) {
-		smtp_reply(s, 250, "2.0.0", "%llu octets received",
-			   (unsigned long long)(t->spool.size - t->body_offset));
+		smtp_reply(
+		    s, 250, "2.0.0", "%llu octets received",
+		    (unsigned long long)(t->spool.size - t->body_offset));
 		return PTL_OK;
 	}
 	smtp_data_finish(&t->scan);
@@ -120,7 +121,7 @@ smtp_bdat_input(struct smtp_session *s)
 		out = smtp_spool_space(&t->spool, n + 2, &room);
 		take = n < room - 2 ? n : room - 2;
 		(void)smtp_data_scan(&t->scan, data, take, out, &out_len,
-				     &used);
+		                     &used);
 		smtp_spool_commit(&t->spool, out_len);
 		ptl_conn_consume(s->conn, used);
 		s->bdat_left -= used;

@@ -48,9 +48,8 @@ smtp_body_begin(struct smtp_session *s)
 	ri.helo = s->helo;
 	ri.peer_ip = ptl_conn_peer_ip(s->conn);
 	ri.hostname = s->w->hostname;
-	ri.protocol = smtp_received_protocol(s->esmtp, s->tls,
-					     s->auth_user != NULL,
-					     t->params.smtputf8);
+	ri.protocol = smtp_received_protocol(
+	    s->esmtp, s->tls, s->auth_user != NULL, t->params.smtputf8);
 	ri.id = t->id;
 	if (s->tls) {
 		ri.tls_version = ptl_conn_tls_version(s->conn);
@@ -104,9 +103,9 @@ smtp_body_overrun(struct smtp_session *s)
 	if (t->scan.size / 2 <= s->w->conf->max_message_size)
 		return false;
 	ptl_conn_log(s->conn, PTL_LOG_INFO,
-		     "message %s: over twice max_message_size, closing", t->id);
+	             "message %s: over twice max_message_size, closing", t->id);
 	smtp_reply(s, 552, "5.3.4",
-		   "Message size exceeds fixed maximum message size");
+	           "Message size exceeds fixed maximum message size");
 	smtp_session_close(s, false);
 	return true;
 }
@@ -149,7 +148,7 @@ static int
 eod_refuse(struct smtp_session *s, const char *why)
 {
 	ptl_conn_log(s->conn, PTL_LOG_INFO, "message %s refused: %s",
-		     s->txn->id, why);
+	             s->txn->id, why);
 	smtp_txn_abort(s);
 	return PTL_DECLINED;
 }
@@ -162,22 +161,23 @@ eod_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 
 	if (smtp_spool_finish(&t->spool) != PTL_OK) {
 		ptl_conn_log(s->conn, PTL_LOG_ERROR,
-			     "message %s: spool write failed: %s", t->id,
-			     strerror(t->spool.error));
-		smtp_reply(s, 451, "4.3.0", "Error storing the message, "
-					    "try again later");
+		             "message %s: spool write failed: %s", t->id,
+		             strerror(t->spool.error));
+		smtp_reply(s, 451, "4.3.0",
+		           "Error storing the message, "
+		           "try again later");
 		return eod_refuse(s, "spool write error");
 	}
 	if (f & SMTP_DATA_TOO_BIG) {
 		smtp_reply(s, 552, "5.3.4",
-			   "Message size exceeds fixed maximum message size");
+		           "Message size exceeds fixed maximum message size");
 		return eod_refuse(s, "too big");
 	}
 	/* RFC 5321 2.3.8: CR and LF only as CRLF. What a bare one means
 	 * differs between servers, which is what smuggling exploits. */
 	if (f & (SMTP_DATA_BARE_CR | SMTP_DATA_BARE_LF)) {
 		smtp_reply(s, 550, "5.6.11",
-			   "Bare CR or LF in message not allowed");
+		           "Bare CR or LF in message not allowed");
 		return eod_refuse(s, "bare CR or LF");
 	}
 	if (f & SMTP_DATA_LONG_LINE) {
@@ -194,5 +194,5 @@ eod_proceed(struct smtp_session *s)
 }
 
 const struct smtp_command smtp_cmd_end_of_data = {
-	"<end of data>", 0, eod_check, PTL_FILTER_DATA, eod_proceed,
+    "<end of data>", 0, eod_check, PTL_FILTER_DATA, eod_proceed,
 };

@@ -78,8 +78,8 @@ cidr_prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
 bool
 smtp_cidr_match(const struct smtp_cidr *net, const char *ip)
 {
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
-					   0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                   0, 0, 0, 0, 0xff, 0xff};
 	uint8_t addr[16];
 
 	if (inet_pton(AF_INET, ip, addr) == 1) {

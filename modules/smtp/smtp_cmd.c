@@ -17,7 +17,7 @@ cmd_greet(struct smtp_session *s)
 }
 
 const struct smtp_command smtp_cmd_connect = {
-	"<connect>", 0, NULL, PTL_FILTER_CONNECT, cmd_greet,
+    "<connect>", 0, NULL, PTL_FILTER_CONNECT, cmd_greet,
 };
 
 /* ---- HELO / EHLO ----------------------------------------------------- */
@@ -30,11 +30,11 @@ const struct smtp_command smtp_cmd_connect = {
  */
 static int
 cmd_helo_common(struct smtp_session *s, const struct smtp_cmdline *cl,
-		bool esmtp)
+                bool esmtp)
 {
 	if (smtp_parse_helo(cl->args, cl->args_len) != PTL_OK) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
-			   esmtp ? "EHLO" : "HELO");
+		           esmtp ? "EHLO" : "HELO");
 		return PTL_DECLINED;
 	}
 	smtp_txn_abort(s);
@@ -102,8 +102,8 @@ static int
 cmd_help(struct smtp_session *s, const struct smtp_cmdline *cl)
 {
 	smtp_reply(s, 214, "2.0.0",
-		   "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
-		   "VRFY HELP STARTTLS AUTH");
+	           "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT "
+	           "VRFY HELP STARTTLS AUTH");
 	return PTL_OK;
 }
 
@@ -144,9 +144,9 @@ cmd_starttls_proceed(struct smtp_session *s)
 		return PTL_OK;
 	if (ptl_conn_starttls(s->conn, &err) != PTL_OK) {
 		ptl_conn_log(s->conn, PTL_LOG_ERROR,
-			     "STARTTLS failed: %s; no longer offered by this "
-			     "process",
-			     err.text);
+		             "STARTTLS failed: %s; no longer offered by this "
+		             "process",
+		             err.text);
 		s->w->tls_unavailable = true;
 		smtp_session_close(s, false);
 		return PTL_OK;
@@ -159,28 +159,25 @@ cmd_starttls_proceed(struct smtp_session *s)
 /* ---- The table ------------------------------------------------------- */
 
 static const struct smtp_command smtp_commands[] = {
-	{"EHLO", 0, cmd_ehlo_check, PTL_FILTER_HELO, cmd_ehlo_proceed},
-	{"HELO", 0, cmd_helo_check, PTL_FILTER_HELO, cmd_helo_proceed},
-	{"MAIL", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NO_TXN, smtp_mail_check,
-	 PTL_FILTER_MAIL, smtp_mail_proceed},
-	{"RCPT", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NEEDS_MAIL, smtp_rcpt_check,
-	 PTL_FILTER_RCPT, smtp_rcpt_proceed},
-	{"DATA", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NEEDS_MAIL | SMTP_CMD_NO_ARGS,
-	 smtp_data_check, -1, smtp_data_proceed},
-	{"BDAT", 0, smtp_bdat_check, -1, smtp_bdat_proceed},
-	{"RSET", SMTP_CMD_NO_ARGS, cmd_rset, -1, NULL},
-	{"NOOP", 0, cmd_noop, -1, NULL},
-	{"QUIT", SMTP_CMD_NO_ARGS | SMTP_CMD_PIPELINE_LAST, cmd_quit, -1,
-	 NULL},
-	{"VRFY", 0, smtp_vrfy_check, -1, NULL},
-	{"EXPN", 0, cmd_expn, -1, NULL},
-	{"HELP", 0, cmd_help, -1, NULL},
-	{"STARTTLS",
-	 SMTP_CMD_NO_ARGS | SMTP_CMD_PRE_TLS | SMTP_CMD_PIPELINE_LAST,
-	 cmd_starttls_check, -1, cmd_starttls_proceed},
-	{"AUTH", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NO_TXN, smtp_auth_check, -1,
-	 NULL},
-	{NULL, 0, NULL, -1, NULL},
+    {"EHLO", 0, cmd_ehlo_check, PTL_FILTER_HELO, cmd_ehlo_proceed},
+    {"HELO", 0, cmd_helo_check, PTL_FILTER_HELO, cmd_helo_proceed},
+    {"MAIL", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NO_TXN | SMTP_CMD_NEEDS_AUTH,
+     smtp_mail_check, PTL_FILTER_MAIL, smtp_mail_proceed},
+    {"RCPT", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NEEDS_MAIL, smtp_rcpt_check,
+     PTL_FILTER_RCPT, smtp_rcpt_proceed},
+    {"DATA", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NEEDS_MAIL | SMTP_CMD_NO_ARGS,
+     smtp_data_check, -1, smtp_data_proceed},
+    {"BDAT", 0, smtp_bdat_check, -1, smtp_bdat_proceed},
+    {"RSET", SMTP_CMD_NO_ARGS, cmd_rset, -1, NULL},
+    {"NOOP", 0, cmd_noop, -1, NULL},
+    {"QUIT", SMTP_CMD_NO_ARGS | SMTP_CMD_PIPELINE_LAST, cmd_quit, -1, NULL},
+    {"VRFY", 0, smtp_vrfy_check, -1, NULL},
+    {"EXPN", 0, cmd_expn, -1, NULL},
+    {"HELP", 0, cmd_help, -1, NULL},
+    {"STARTTLS", SMTP_CMD_NO_ARGS | SMTP_CMD_PRE_TLS | SMTP_CMD_PIPELINE_LAST,
+     cmd_starttls_check, -1, cmd_starttls_proceed},
+    {"AUTH", SMTP_CMD_NEEDS_HELO | SMTP_CMD_NO_TXN, smtp_auth_check, -1, NULL},
+    {NULL, 0, NULL, -1, NULL},
 };
 
 const struct smtp_command *

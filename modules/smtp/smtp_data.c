@@ -11,11 +11,11 @@
  * of the DATA command counts), the only place where a dot is special.
  */
 enum data_state {
-	DATA_BOL = 0,   /* start of a line */
-	DATA_BOL_DOT,   /* "." at the start of a line, held back */
+	DATA_BOL = 0,    /* start of a line */
+	DATA_BOL_DOT,    /* "." at the start of a line, held back */
 	DATA_BOL_DOT_CR, /* "." CR at the start of a line, both held back */
-	DATA_MID,       /* inside a line */
-	DATA_CR,        /* after a CR (emitted), LF expected */
+	DATA_MID,        /* inside a line */
+	DATA_CR,         /* after a CR (emitted), LF expected */
 };
 
 /* Append one message byte, honouring the size limit. */
@@ -51,8 +51,8 @@ data_bad(struct smtp_data_scan *s, unsigned flag)
  * memcpy per line rather than a branch per byte).
  */
 static size_t
-data_copy_run(struct smtp_data_scan *s, const char *in, size_t len,
-	      char *out, size_t *n)
+data_copy_run(struct smtp_data_scan *s, const char *in, size_t len, char *out,
+              size_t *n)
 {
 	size_t run = 0, room;
 
@@ -77,8 +77,8 @@ data_copy_run(struct smtp_data_scan *s, const char *in, size_t len,
 }
 
 int
-smtp_data_scan(struct smtp_data_scan *s, const char *in, size_t len,
-	       char *out, size_t *out_len, size_t *consumed_out)
+smtp_data_scan(struct smtp_data_scan *s, const char *in, size_t len, char *out,
+               size_t *out_len, size_t *consumed_out)
 {
 	size_t i = 0, n = 0, run;
 	char c;

@@ -51,7 +51,7 @@ struct smtp_data_scan {
  * (all @p len bytes consumed).
  */
 int smtp_data_scan(struct smtp_data_scan *s, const char *in, size_t len,
-		   char *out, size_t *out_len, size_t *consumed_out);
+                   char *out, size_t *out_len, size_t *consumed_out);
 
 /**
  * BDAT: the last chunk ended. A message ending in a lone CR has a bare

@@ -58,7 +58,7 @@ deliver_users(struct smtp_txn *t, size_t *n_out)
  */
 static char *
 deliver_prefix(struct smtp_txn *t, struct smtp_session *s, const char *user,
-	       size_t *len_out)
+               size_t *len_out)
 {
 	char esc[SMTP_PATH_MAX * 3 + 1];
 	size_t len, i;
@@ -73,8 +73,9 @@ deliver_prefix(struct smtp_txn *t, struct smtp_session *s, const char *user,
 	p = ptl_palloc(t->pool, len + 1);
 	if (p == NULL)
 		return NULL;
-	w = p + snprintf(p, len + 1, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-			 t->sender, esc);
+	w = p + snprintf(p, len + 1,
+	                 "Return-Path: <%s>\r\nDelivered-To: %s\r\n", t->sender,
+	                 esc);
 	for (i = 0; i < s->nheaders; i++)
 		w = stpcpy(w, s->headers[i]);
 	for (i = 0; i < t->nheaders; i++)
@@ -85,19 +86,20 @@ deliver_prefix(struct smtp_txn *t, struct smtp_session *s, const char *user,
 
 static void
 deliver_log_accepted(struct smtp_txn *t, struct smtp_session *s,
-		     const char *what)
+                     const char *what)
 {
 	char from[SMTP_PATH_MAX * 4 + 1], user[SMTP_PATH_MAX * 4 + 1];
 
 	smtp_session_log_escape(from, sizeof(from), t->sender);
 	smtp_session_log_escape(user, sizeof(user),
-				s->auth_user != NULL ? s->auth_user : "-");
+	                        s->auth_user != NULL ? s->auth_user : "-");
 	ptl_conn_log(s->conn, PTL_LOG_INFO,
-		     "message %s %s from=<%s> nrcpt=%zu size=%llu tls=%s "
-		     "auth=%s",
-		     t->id, what, from, t->nrcpts,
-		     (unsigned long long)(t->spool.size - t->body_offset),
-		     s->tls ? ptl_conn_tls_version(s->conn) : "none", user);
+	             "message %s %s from=<%s> nrcpt=%zu size=%llu tls=%s "
+	             "auth=%s%s%s",
+	             t->id, what, from, t->nrcpts,
+	             (unsigned long long)(t->spool.size - t->body_offset),
+	             s->tls ? ptl_conn_tls_version(s->conn) : "none", user,
+	             t->queue_id[0] != '\0' ? " queued=" : "", t->queue_id);
 }
 
 /* Every completion is in: answer, then let the session go on. */
@@ -109,14 +111,14 @@ deliver_finish(struct smtp_txn *t)
 
 	if (t->tempfailed > 0 || t->permfailed > 0) {
 		ptl_log(PTL_LOG_WARN,
-			"message %s: storage failed for %u of %u users (%s)%s",
-			t->id, t->tempfailed + t->permfailed,
-			t->delivered + t->tempfailed + t->permfailed,
-			t->fail_reason,
-			t->delivered > 0 ? "; the copies already stored will "
-					   "be duplicated when the client "
-					   "retries"
-					 : "");
+		        "message %s: storage failed for %u of %u users (%s)%s",
+		        t->id, t->tempfailed + t->permfailed,
+		        t->delivered + t->tempfailed + t->permfailed,
+		        t->fail_reason,
+		        t->delivered > 0 ? "; the copies already stored will "
+		                           "be duplicated when the client "
+		                           "retries"
+		                         : "");
 	}
 	if (s == NULL || s->magic != SMTP_SESSION_MAGIC) {
 		smtp_txn_free(t);
@@ -130,11 +132,11 @@ deliver_finish(struct smtp_txn *t)
 	} else if (t->tempfailed == 0 && t->delivered == 0) {
 		/* Every copy failed for good (no mailbox, over quota). */
 		ptl_log_escape(reason, sizeof(reason), t->fail_reason,
-			       strlen(t->fail_reason));
+		               strlen(t->fail_reason));
 		smtp_reply(s, 554, "5.3.0", "Delivery failed: %s", reason);
 	} else {
 		smtp_reply(s, 451, "4.3.0",
-			   "Temporary storage failure, try again later");
+		           "Temporary storage failure, try again later");
 	}
 	smtp_txn_free(t);
 	smtp_cmd_resume(s, PTL_OK);
@@ -156,13 +158,137 @@ deliver_done(const struct ptl_storage_result *res, void *arg)
 			t->tempfailed++;
 		if (t->fail_reason[0] == '\0')
 			(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
-				       "%s",
-				       res != NULL && res->reason != NULL
-					       ? res->reason
-					       : "unknown error");
+			               "%s",
+			               res != NULL && res->reason != NULL
+			                   ? res->reason
+			                   : "unknown error");
 	}
 	if (--t->pending_deliveries == 0)
 		deliver_finish(t);
+}
+
+static void
+deliver_queued(enum ptl_queue_status status, const char *queue_id,
+               const char *reason, void *arg)
+{
+	struct smtp_txn *t = arg;
+
+	if (t == NULL || t->magic != SMTP_TXN_MAGIC)
+		return;
+	if (status == PTL_QUEUE_OK) {
+		t->delivered++;
+		(void)snprintf(t->queue_id, sizeof(t->queue_id), "%s",
+		               queue_id != NULL ? queue_id : "?");
+	} else {
+		t->tempfailed++;
+		if (t->fail_reason[0] == '\0')
+			(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
+			               "queue: %s",
+			               reason != NULL ? reason : "failed");
+	}
+	if (--t->pending_deliveries == 0)
+		deliver_finish(t);
+}
+
+/* Filter-added fields, for the queue (which keeps no Delivered-To). */
+static char *
+deliver_filter_headers(struct smtp_txn *t, struct smtp_session *s,
+                       size_t *len_out)
+{
+	size_t len = 0, i;
+	char *p, *w;
+
+	for (i = 0; i < s->nheaders; i++)
+		len += strlen(s->headers[i]);
+	for (i = 0; i < t->nheaders; i++)
+		len += strlen(t->headers[i]);
+	p = ptl_palloc(t->pool, len + 1);
+	if (p == NULL)
+		return NULL;
+	w = p;
+	*w = '\0';
+	for (i = 0; i < s->nheaders; i++)
+		w = stpcpy(w, s->headers[i]);
+	for (i = 0; i < t->nheaders; i++)
+		w = stpcpy(w, t->headers[i]);
+	*len_out = (size_t)(w - p);
+	return p;
+}
+
+/*
+ * Mail for other domains goes to the queue in one piece, with its DSN
+ * parameters: from the queue's 250 on, the relay owns retries and
+ * bounces.
+ */
+static void
+deliver_enqueue(struct smtp_session *s, struct smtp_txn *t)
+{
+	static const enum ptl_body_type bodies[] = {
+	    [SMTP_BODY_NONE] = PTL_BODY_7BIT,
+	    [SMTP_BODY_7BIT] = PTL_BODY_7BIT,
+	    [SMTP_BODY_8BITMIME] = PTL_BODY_8BITMIME,
+	    [SMTP_BODY_BINARYMIME] = PTL_BODY_BINARYMIME,
+	};
+	const struct smtp_worker *w = s->w;
+	struct ptl_queue_message m;
+	struct ptl_queue_rcpt *r;
+	const struct smtp_rcpt *src;
+	size_t i, n = 0;
+
+	r = ptl_pcalloc(t->pool, t->nremote * sizeof(*r));
+	memset(&m, 0, sizeof(m));
+	m.prefix = deliver_filter_headers(t, s, &m.prefix_len);
+	if (r == NULL || m.prefix == NULL) {
+		t->tempfailed++;
+		return;
+	}
+	for (i = 0; i < t->nrcpts; i++) {
+		src = &t->rcpts[i];
+		if (!src->remote)
+			continue;
+		r[n].address = src->address;
+		r[n].notify = (src->params.notify & SMTP_NOTIFY_NEVER
+		                   ? PTL_DSN_NOTIFY_NEVER
+		                   : 0) |
+		              (src->params.notify & SMTP_NOTIFY_SUCCESS
+		                   ? PTL_DSN_NOTIFY_SUCCESS
+		                   : 0) |
+		              (src->params.notify & SMTP_NOTIFY_FAILURE
+		                   ? PTL_DSN_NOTIFY_FAILURE
+		                   : 0) |
+		              (src->params.notify & SMTP_NOTIFY_DELAY
+		                   ? PTL_DSN_NOTIFY_DELAY
+		                   : 0);
+		/* xtext-decoded: printable ASCII, "rfc822;user@example". */
+		if (src->params.orcpt != NULL)
+			r[n].orcpt = ptl_psprintf(t->pool, "%s;%s",
+			                          src->params.orcpt_type,
+			                          src->params.orcpt);
+		n++;
+	}
+	m.mail_from = t->sender;
+	m.envid = t->params.envid;
+	m.ret = t->params.ret == SMTP_RET_FULL   ? PTL_DSN_RET_FULL
+	        : t->params.ret == SMTP_RET_HDRS ? PTL_DSN_RET_HDRS
+	                                         : PTL_DSN_RET_UNSET;
+	m.body = bodies[t->params.body];
+	m.smtputf8 = t->params.smtputf8;
+	m.rcpts = r;
+	m.nrcpts = n;
+	m.fd = t->spool.fd;
+	m.size = t->spool.size;
+	m.auth_user = s->auth_user;
+	m.client_ip = ptl_conn_peer_ip(s->conn);
+	m.received_at = t->received_at;
+	t->pending_deliveries++;
+	if (w->queue->enqueue(w->queue_inst, &m, deliver_queued, t) ==
+	    PTL_AGAIN)
+		return;
+	t->pending_deliveries--;
+	t->tempfailed++;
+	if (t->fail_reason[0] == '\0')
+		(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
+		               "the queue refused the message");
 }
 
 int
@@ -183,8 +309,10 @@ smtp_deliver_start(struct smtp_session *s)
 		smtp_txn_free(t);
 		return PTL_OK;
 	}
+	for (i = 0; i < t->nrcpts; i++)
+		t->nremote += t->rcpts[i].remote ? 1 : 0;
 	users = deliver_users(t, &nusers);
-	if (users != NULL && nusers == 0) {
+	if (users != NULL && nusers == 0 && t->nremote == 0) {
 		smtp_reply(s, 554, "5.5.1", "No valid recipients");
 		smtp_txn_abort(s);
 		return PTL_OK;
@@ -220,8 +348,10 @@ smtp_deliver_start(struct smtp_session *s)
 		t->tempfailed++;
 		if (t->fail_reason[0] == '\0')
 			(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
-				       "storage refused the delivery");
+			               "storage refused the delivery");
 	}
+	if (t->nremote > 0 && w->queue != NULL)
+		deliver_enqueue(s, t);
 	/*
 	 * When this was the last reference, deliver_finish() replies and
 	 * calls smtp_cmd_resume(), which the pipeline records as an early

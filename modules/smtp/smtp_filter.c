@@ -7,9 +7,9 @@
 
 /* At most this many added header fields per message (and per session). */
 #define FILTER_HEADERS_MAX 32
-#define FILTER_NAME_MAX 76
-#define FILTER_VALUE_MAX 900
-#define FILTER_TEXT_MAX 200
+#define FILTER_NAME_MAX    76
+#define FILTER_VALUE_MAX   900
+#define FILTER_TEXT_MAX    200
 
 /* What one verdict means for the chain. */
 enum filter_decision {
@@ -19,11 +19,14 @@ enum filter_decision {
 };
 
 static const char *const filter_hook_names[PTL_FILTER_HOOKS] = {
-	"connect", "helo", "mail", "rcpt", "data",
+    "connect", "helo", "mail", "rcpt", "data",
 };
 
 static const char *const filter_body_names[] = {
-	NULL, "7BIT", "8BITMIME", "BINARYMIME",
+    NULL,
+    "7BIT",
+    "8BITMIME",
+    "BINARYMIME",
 };
 
 int
@@ -39,17 +42,18 @@ smtp_filter_resolve(struct smtp_worker *w, bool final)
 	w->nfilters = 0;
 	for (i = 0; i < w->conf->filters.count && i < SMTP_FILTERS_MAX; i++) {
 		(void)snprintf(svcname, sizeof(svcname), "%s%s",
-			       PTL_FILTER_SERVICE_PREFIX, names[i]);
+		               PTL_FILTER_SERVICE_PREFIX, names[i]);
 		svc = ptl_service_find(svcname, PTL_FILTER_VERSION);
 		m = svc != NULL ? svc->methods : NULL;
 		if (m == NULL || m->version < PTL_FILTER_VERSION ||
 		    m->check == NULL || m->cancel == NULL) {
 			if (final)
-				ptl_log(PTL_LOG_ERROR,
-					"smtp: filter \"%s\": no service \"%s\" "
-					"v%d; every session is refused with "
-					"421 4.3.0",
-					names[i], svcname, PTL_FILTER_VERSION);
+				ptl_log(
+				    PTL_LOG_ERROR,
+				    "smtp: filter \"%s\": no service \"%s\" "
+				    "v%d; every session is refused with "
+				    "421 4.3.0",
+				    names[i], svcname, PTL_FILTER_VERSION);
 			rc = PTL_ERROR;
 			continue;
 		}
@@ -136,11 +140,11 @@ filter_header_ok(const struct ptl_filter_header *h)
 
 static void
 filter_add_headers(struct smtp_session *s, const struct smtp_filter_ref *f,
-		   const struct ptl_filter_verdict *v)
+                   const struct ptl_filter_verdict *v)
 {
 	bool session_wide = s->frun.hook <= PTL_FILTER_HELO || s->txn == NULL;
-	struct ptl_pool *pool = session_wide ? ptl_conn_pool(s->conn)
-					     : s->txn->pool;
+	struct ptl_pool *pool =
+	    session_wide ? ptl_conn_pool(s->conn) : s->txn->pool;
 	char ***list = session_wide ? &s->headers : &s->txn->headers;
 	size_t *count = session_wide ? &s->nheaders : &s->txn->nheaders;
 	char *line;
@@ -150,19 +154,19 @@ filter_add_headers(struct smtp_session *s, const struct smtp_filter_ref *f,
 		if (!filter_header_ok(&v->headers[i]) ||
 		    *count >= FILTER_HEADERS_MAX) {
 			ptl_conn_log(s->conn, PTL_LOG_WARN,
-				     "filter %s: header dropped (invalid or "
-				     "too many)",
-				     f->name);
+			             "filter %s: header dropped (invalid or "
+			             "too many)",
+			             f->name);
 			continue;
 		}
 		if (*list == NULL) {
-			*list = ptl_pcalloc(pool,
-					    FILTER_HEADERS_MAX * sizeof(char *));
+			*list = ptl_pcalloc(pool, FILTER_HEADERS_MAX *
+			                              sizeof(char *));
 			if (*list == NULL)
 				return;
 		}
 		line = ptl_psprintf(pool, "%s: %s\r\n", v->headers[i].name,
-				    v->headers[i].value);
+		                    v->headers[i].value);
 		if (line == NULL)
 			return;
 		(*list)[(*count)++] = line;
@@ -201,7 +205,7 @@ filter_refused(struct smtp_session *s, bool close)
 
 static int
 filter_reject(struct smtp_session *s, const struct smtp_filter_ref *f,
-	      const struct ptl_filter_verdict *v)
+              const struct ptl_filter_verdict *v)
 {
 	bool temp = v->action == PTL_FILTER_TEMPFAIL;
 	bool connect = s->frun.hook == PTL_FILTER_CONNECT;
@@ -212,26 +216,27 @@ filter_reject(struct smtp_session *s, const struct smtp_filter_ref *f,
 	size_t i;
 
 	if (temp)
-		code = connect ? 421 : (code >= 400 && code <= 499 ? code : 451);
+		code =
+		    connect ? 421 : (code >= 400 && code <= 499 ? code : 451);
 	else if (code < 500 || code > 599)
 		code = connect ? 554 : 550;
 	enhanced = filter_enhanced_ok(v->enhanced, cls)
-			   ? v->enhanced
-			   : (temp ? "4.7.1" : "5.7.1");
+	               ? v->enhanced
+	               : (temp ? "4.7.1" : "5.7.1");
 	(void)snprintf(text, sizeof(text), "%s",
-		       v->text != NULL ? v->text
-				       : (temp ? "Try again later"
-					       : "Rejected by policy"));
+	               v->text != NULL
+	                   ? v->text
+	                   : (temp ? "Try again later" : "Rejected by policy"));
 	for (i = 0; text[i] != '\0'; i++) {
 		if ((unsigned char)text[i] < 0x20 ||
 		    (unsigned char)text[i] > 0x7e)
 			text[i] = '?';
 	}
 	ptl_conn_log(s->conn, PTL_LOG_INFO, "filter %s at %s: %s %u %s%s%s",
-		     f->name, filter_hook_names[s->frun.hook],
-		     temp ? "tempfail" : "reject", code, enhanced,
-		     s->txn != NULL ? " message " : "",
-		     s->txn != NULL ? s->txn->id : "");
+	             f->name, filter_hook_names[s->frun.hook],
+	             temp ? "tempfail" : "reject", code, enhanced,
+	             s->txn != NULL ? " message " : "",
+	             s->txn != NULL ? s->txn->id : "");
 	smtp_reply(s, code, enhanced, "%s", text);
 	filter_refused(s, code == 421);
 	return FILTER_REFUSED;
@@ -240,25 +245,26 @@ filter_reject(struct smtp_session *s, const struct smtp_filter_ref *f,
 /* No verdict (error, timeout, nonsense): fail closed unless told not to. */
 static int
 filter_failure(struct smtp_session *s, const struct smtp_filter_ref *f,
-	       const char *why)
+               const char *why)
 {
 	ptl_conn_log(s->conn, PTL_LOG_WARN, "filter %s at %s: %s%s", f->name,
-		     filter_hook_names[s->frun.hook], why,
-		     (f->m->flags & PTL_FILTER_FAIL_OPEN) ? " (fail open)" : "");
+	             filter_hook_names[s->frun.hook], why,
+	             (f->m->flags & PTL_FILTER_FAIL_OPEN) ? " (fail open)"
+	                                                  : "");
 	if (f->m->flags & PTL_FILTER_FAIL_OPEN)
 		return FILTER_NEXT;
 	if (s->frun.hook == PTL_FILTER_CONNECT)
 		smtp_reply(s, 421, "4.3.0", "Service temporarily unavailable");
 	else
 		smtp_reply(s, 451, "4.3.0",
-			   "Temporary filter failure, try again later");
+		           "Temporary filter failure, try again later");
 	filter_refused(s, false);
 	return FILTER_REFUSED;
 }
 
 static int
 filter_apply(struct smtp_session *s, const struct smtp_filter_ref *f,
-	     const struct ptl_filter_verdict *v)
+             const struct ptl_filter_verdict *v)
 {
 	bool session_wide = s->frun.hook <= PTL_FILTER_HELO || s->txn == NULL;
 	const char *folder;
@@ -275,22 +281,21 @@ filter_apply(struct smtp_session *s, const struct smtp_filter_ref *f,
 		return FILTER_STOP;
 	case PTL_FILTER_DISCARD:
 		ptl_conn_log(s->conn, PTL_LOG_INFO, "filter %s at %s: discard",
-			     f->name, filter_hook_names[s->frun.hook]);
+		             f->name, filter_hook_names[s->frun.hook]);
 		if (session_wide)
 			s->discard = true;
 		else
 			s->txn->discard = true;
 		return FILTER_STOP;
 	case PTL_FILTER_QUARANTINE:
-		folder = ptl_pstrdup(session_wide ? ptl_conn_pool(s->conn)
-						  : s->txn->pool,
-				     v->folder != NULL ? v->folder
-						       : "Quarantine");
+		folder = ptl_pstrdup(
+		    session_wide ? ptl_conn_pool(s->conn) : s->txn->pool,
+		    v->folder != NULL ? v->folder : "Quarantine");
 		if (folder == NULL)
 			return filter_failure(s, f, "out of memory");
 		ptl_conn_log(s->conn, PTL_LOG_INFO,
-			     "filter %s at %s: quarantine", f->name,
-			     filter_hook_names[s->frun.hook]);
+		             "filter %s at %s: quarantine", f->name,
+		             filter_hook_names[s->frun.hook]);
 		if (session_wide)
 			s->folder = folder;
 		else
@@ -334,8 +339,9 @@ filter_next(struct smtp_session *s)
 		if (rc == PTL_AGAIN && s->frun.early_set) {
 			d = s->frun.early;
 		} else if (rc == PTL_AGAIN) {
-			timeout = f->m->timeout_ms > 0 ? f->m->timeout_ms
-						       : w->conf->filter_timeout;
+			timeout = f->m->timeout_ms > 0
+			              ? f->m->timeout_ms
+			              : w->conf->filter_timeout;
 			if (smtp_session_timer(s, SMTP_TIMER_FILTER, timeout) ==
 			    PTL_OK)
 				return PTL_AGAIN;
@@ -345,7 +351,7 @@ filter_next(struct smtp_session *s)
 		} else {
 			s->frun.waiting = false;
 			d = rc == PTL_OK ? filter_apply(s, f, &v)
-					 : filter_failure(s, f, "error");
+			                 : filter_failure(s, f, "error");
 		}
 		if (d == FILTER_REFUSED)
 			return PTL_DECLINED;
@@ -423,9 +429,9 @@ smtp_filter_timeout(struct smtp_session *s)
 	f->m->cancel(f->instance, s);
 	s->frun.waiting = false;
 	timeout = f->m->timeout_ms > 0 ? f->m->timeout_ms
-				       : s->w->conf->filter_timeout;
+	                               : s->w->conf->filter_timeout;
 	(void)snprintf(why, sizeof(why), "no verdict within %lld ms",
-		       (long long)timeout);
+	               (long long)timeout);
 	filter_continue(s, filter_failure(s, f, why));
 }
 

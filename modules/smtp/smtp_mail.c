@@ -29,9 +29,9 @@ txn_new(struct smtp_session *s)
 	t->spool.fd = -1;
 	/* Unique across processes and restarts: time, pid, counter. */
 	(void)snprintf(t->id, sizeof(t->id), "%llX%05X%llX",
-		       (unsigned long long)ptl_wall_time(),
-		       (unsigned)getpid() & 0xfffffu,
-		       (unsigned long long)++s->w->next_message);
+	               (unsigned long long)ptl_wall_time(),
+	               (unsigned)getpid() & 0xfffffu,
+	               (unsigned long long)++s->w->next_message);
 	return t;
 }
 
@@ -96,7 +96,7 @@ mail_params_error(struct smtp_session *s, enum smtp_params_error e)
 
 static int
 mail_parse(struct smtp_session *s, struct smtp_txn *t,
-	   const struct smtp_cmdline *cl)
+           const struct smtp_cmdline *cl)
 {
 	const struct smtp_conf *conf = s->w->conf;
 	enum smtp_addr_error aerr;
@@ -106,13 +106,13 @@ mail_parse(struct smtp_session *s, struct smtp_txn *t,
 	size_t rest_len, used;
 
 	if (smtp_parse_keyword(cl->args, cl->args_len, "FROM:", &rest,
-			       &rest_len) != PTL_OK) {
+	                       &rest_len) != PTL_OK) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return PTL_DECLINED;
 	}
 	aerr = smtp_addr_parse(rest, rest_len,
-			       SMTP_ADDR_NULL_OK | SMTP_ADDR_UTF8_OK, t->pool,
-			       &addr, &used);
+	                       SMTP_ADDR_NULL_OK | SMTP_ADDR_UTF8_OK, t->pool,
+	                       &addr, &used);
 	if (aerr != SMTP_ADDR_OK) {
 		smtp_reply(s, 501, "5.1.7", "Bad sender address syntax");
 		return PTL_DECLINED;
@@ -131,12 +131,12 @@ mail_parse(struct smtp_session *s, struct smtp_txn *t,
 	if (conf->require_fqdn_sender && !addr.is_null && !addr.is_literal &&
 	    strchr(addr.domain, '.') == NULL) {
 		smtp_reply(s, 553, "5.1.7",
-			   "Sender domain must be fully qualified");
+		           "Sender domain must be fully qualified");
 		return PTL_DECLINED;
 	}
 	if (t->params.has_size && t->params.size > conf->max_message_size) {
 		smtp_reply(s, 552, "5.3.4",
-			   "Message size exceeds fixed maximum message size");
+		           "Message size exceeds fixed maximum message size");
 		return PTL_DECLINED;
 	}
 	t->sender = addr.address;
@@ -149,11 +149,6 @@ smtp_mail_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 {
 	struct smtp_txn *t;
 
-	if (s->listener->role != SMTP_ROLE_MX && s->auth_user == NULL &&
-	    !s->trusted) {
-		smtp_reply(s, 530, "5.7.0", "Authentication required");
-		return PTL_DECLINED;
-	}
 	t = txn_new(s);
 	if (t == NULL) {
 		smtp_reply(s, 421, "4.3.0", "Out of memory, closing");
@@ -215,8 +210,8 @@ rcpt_postmaster_address(struct smtp_session *s, struct ptl_pool *pool)
 	char *addr;
 
 	addr = ptl_psprintf(pool, "postmaster@%s",
-			    w->nlocal_domains > 0 ? w->local_domains[0]
-						  : w->hostname);
+	                    w->nlocal_domains > 0 ? w->local_domains[0]
+	                                          : w->hostname);
 	if (addr != NULL)
 		smtp_domain_normalize(addr + strlen("postmaster@"));
 	return addr;
@@ -274,8 +269,7 @@ mail_lookup_done(const struct ptl_auth_lookup *res, void *arg)
 }
 
 static int
-mail_lookup(struct smtp_session *s, const char *address,
-	    struct ptl_pool *pool)
+mail_lookup(struct smtp_session *s, const char *address, struct ptl_pool *pool)
 {
 	const struct smtp_worker *w = s->w;
 	struct ptl_auth_lookup res;
@@ -283,7 +277,7 @@ mail_lookup(struct smtp_session *s, const char *address,
 
 	memset(&res, 0, sizeof(res));
 	rc = w->auth->lookup(w->auth_inst, address, pool, &res,
-			     mail_lookup_done, s);
+	                     mail_lookup_done, s);
 	if (rc == PTL_AGAIN)
 		return PTL_AGAIN;
 	if (rc != PTL_OK) {
@@ -299,7 +293,7 @@ mail_lookup(struct smtp_session *s, const char *address,
 
 static int
 rcpt_parse(struct smtp_session *s, const struct smtp_cmdline *cl,
-	   struct smtp_addr *addr)
+           struct smtp_addr *addr)
 {
 	struct smtp_txn *t = s->txn;
 	enum smtp_addr_error aerr;
@@ -308,13 +302,13 @@ rcpt_parse(struct smtp_session *s, const struct smtp_cmdline *cl,
 	size_t rest_len, used;
 
 	if (smtp_parse_keyword(cl->args, cl->args_len, "TO:", &rest,
-			       &rest_len) != PTL_OK) {
+	                       &rest_len) != PTL_OK) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return PTL_DECLINED;
 	}
 	aerr = smtp_addr_parse(rest, rest_len,
-			       SMTP_ADDR_POSTMASTER_OK | SMTP_ADDR_UTF8_OK,
-			       t->pool, addr, &used);
+	                       SMTP_ADDR_POSTMASTER_OK | SMTP_ADDR_UTF8_OK,
+	                       t->pool, addr, &used);
 	if (aerr != SMTP_ADDR_OK) {
 		smtp_reply(s, 501, "5.1.3", "Bad recipient address syntax");
 		return PTL_DECLINED;
@@ -348,7 +342,7 @@ smtp_rcpt_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 	if (rcpt_parse(s, cl, &addr) != PTL_OK)
 		return PTL_DECLINED;
 	address = addr.is_postmaster ? rcpt_postmaster_address(s, t->pool)
-				     : addr.address;
+	                             : addr.address;
 	if (address == NULL) {
 		smtp_reply(s, 451, "4.3.0", "Out of memory");
 		return PTL_DECLINED;
@@ -361,12 +355,17 @@ smtp_rcpt_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 			return PTL_DECLINED;
 		}
 		/*
-		 * Until a "queue" service exists, mail for other domains
-		 * is refused with a temporary error rather than accepted
-		 * and lost.
+		 * Without a "queue" service, mail for other domains is
+		 * refused with a temporary error rather than accepted and
+		 * lost.
 		 */
-		smtp_reply(s, 451, "4.3.0", "Relaying is not available");
-		return PTL_DECLINED;
+		if (s->w->queue == NULL) {
+			smtp_reply(s, 451, "4.3.0",
+			           "Relaying is not available");
+			return PTL_DECLINED;
+		}
+		t->pending.remote = true;
+		return PTL_OK;
 	}
 	/*
 	 * "user%remote@local", "remote!user@local", "\"user@remote\"@local":
@@ -436,13 +435,12 @@ smtp_vrfy_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 	}
 	if (!s->w->conf->vrfy || !smtp_session_may_relay(s)) {
 		smtp_reply(s, 252, "2.5.2",
-			   "Cannot VRFY user, but will accept message and "
-			   "attempt delivery");
+		           "Cannot VRFY user, but will accept message and "
+		           "attempt delivery");
 		return PTL_DECLINED;
 	}
-	n = snprintf(path, sizeof(path),
-		     cl->args[0] == '<' ? "%.*s" : "<%.*s>", (int)cl->args_len,
-		     cl->args);
+	n = snprintf(path, sizeof(path), cl->args[0] == '<' ? "%.*s" : "<%.*s>",
+	             (int)cl->args_len, cl->args);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		smtp_reply(s, 501, "5.1.3", "Bad address syntax");
 		return PTL_DECLINED;
@@ -454,19 +452,19 @@ smtp_vrfy_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 		return PTL_DECLINED;
 	}
 	if (smtp_addr_parse(path, (size_t)n, SMTP_ADDR_POSTMASTER_OK,
-			    s->scratch, &addr, &used) != SMTP_ADDR_OK ||
+	                    s->scratch, &addr, &used) != SMTP_ADDR_OK ||
 	    used != (size_t)n) {
 		smtp_reply(s, 501, "5.1.3", "Bad address syntax");
 		return PTL_DECLINED;
 	}
 	if (!smtp_domain_is_local(s, &addr) || addr.routing_chars) {
 		smtp_reply(s, 252, "2.5.2",
-			   "Cannot VRFY user, but will accept message and "
-			   "attempt delivery");
+		           "Cannot VRFY user, but will accept message and "
+		           "attempt delivery");
 		return PTL_DECLINED;
 	}
 	address = addr.is_postmaster ? rcpt_postmaster_address(s, s->scratch)
-				     : addr.address;
+	                             : addr.address;
 	if (address == NULL) {
 		smtp_reply(s, 451, "4.3.0", "Out of memory");
 		return PTL_DECLINED;

@@ -46,8 +46,8 @@ smtp_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		spec.limits.max_line = (size_t)conf->max_command_line;
 		spec.max_connections = (unsigned)items[i].max_connections;
 		spec.max_per_ip = (unsigned)items[i].max_per_ip;
-		if (ptl_listener_add(inst, &spec, smtp_session_accept, l, err) !=
-		    PTL_OK)
+		if (ptl_listener_add(inst, &spec, smtp_session_accept, l,
+		                     err) != PTL_OK)
 			return PTL_ERROR;
 	}
 	return PTL_OK;
@@ -70,7 +70,7 @@ smtp_spool_dir_open(struct smtp_worker *w, struct ptl_error *err)
 		dir = ptl_pstrdup(ptl_instance_pool(w->inst), conf->spool_dir);
 	else
 		dir = ptl_psprintf(ptl_instance_pool(w->inst), "%s/spool",
-				   info->state_dir);
+		                   info->state_dir);
 	if (dir == NULL)
 		return ptl_error_set(err, "out of memory");
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -87,10 +87,10 @@ smtp_spool_dir_open(struct smtp_worker *w, struct ptl_error *err)
 	if (st.st_uid != geteuid()) {
 		close(fd);
 		return ptl_error_set(err,
-				     "%s: owned by uid %u, not the worker "
-				     "user %u",
-				     dir, (unsigned)st.st_uid,
-				     (unsigned)geteuid());
+		                     "%s: owned by uid %u, not the worker "
+		                     "user %u",
+		                     dir, (unsigned)st.st_uid,
+		                     (unsigned)geteuid());
 	}
 	if ((st.st_mode & 077) != 0 && fchmod(fd, 0700) != 0) {
 		int e = errno;
@@ -120,12 +120,13 @@ smtp_worker_lists(struct smtp_worker *w, struct ptl_error *err)
 	list = conf->trusted_networks.items;
 	for (i = 0; i < w->ntrusted; i++) {
 		if (smtp_cidr_parse(list[i], &w->trusted[i]) != PTL_OK)
-			return ptl_error_set(err, "bad network \"%s\"", list[i]);
+			return ptl_error_set(err, "bad network \"%s\"",
+			                     list[i]);
 	}
 
 	w->nlocal_domains = conf->local_domains.count;
 	w->local_domains =
-		ptl_pcalloc(pool, sizeof(char *) * (w->nlocal_domains + 1));
+	    ptl_pcalloc(pool, sizeof(char *) * (w->nlocal_domains + 1));
 	if (w->local_domains == NULL)
 		return ptl_error_set(err, "out of memory");
 	list = conf->local_domains.items;
@@ -141,19 +142,20 @@ smtp_worker_lists(struct smtp_worker *w, struct ptl_error *err)
 	 * plain string comparison is exact. */
 	w->nlocal_literals = conf->local_literals.count;
 	w->local_literals =
-		ptl_pcalloc(pool, sizeof(char *) * (w->nlocal_literals + 1));
+	    ptl_pcalloc(pool, sizeof(char *) * (w->nlocal_literals + 1));
 	if (w->local_literals == NULL)
 		return ptl_error_set(err, "out of memory");
 	list = conf->local_literals.items;
 	for (i = 0; i < w->nlocal_literals; i++) {
-		text = ptl_psprintf(pool, strchr(list[i], ':') != NULL
-						  ? "<x@[IPv6:%s]>"
-						  : "<x@[%s]>",
-				    list[i]);
+		text = ptl_psprintf(
+		    pool,
+		    strchr(list[i], ':') != NULL ? "<x@[IPv6:%s]>" : "<x@[%s]>",
+		    list[i]);
 		if (text == NULL ||
 		    smtp_addr_parse(text, strlen(text), 0, pool, &addr,
-				    &used) != SMTP_ADDR_OK)
-			return ptl_error_set(err, "bad literal \"%s\"", list[i]);
+		                    &used) != SMTP_ADDR_OK)
+			return ptl_error_set(err, "bad literal \"%s\"",
+			                     list[i]);
 		w->local_literals[i] = addr.domain;
 	}
 	return PTL_OK;
@@ -163,6 +165,28 @@ smtp_worker_lists(struct smtp_worker *w, struct ptl_error *err)
  * Each worker, after the privilege drop: find the services (providers
  * ran their init_worker first), open the spool, build lookup tables.
  */
+/*
+ * The queue is optional (not in `needs`), so nothing orders its
+ * init_worker before ours: it is looked up here and, if not found yet,
+ * once more at the first connection.
+ */
+void
+smtp_queue_resolve(struct smtp_worker *w)
+{
+	const struct ptl_service *svc;
+	const struct ptl_queue_methods *m;
+
+	if (w->queue_resolved)
+		return;
+	svc = ptl_service_find(PTL_QUEUE_SERVICE, PTL_QUEUE_VERSION);
+	m = svc != NULL ? svc->methods : NULL;
+	if (m == NULL || m->version < PTL_QUEUE_VERSION || m->enqueue == NULL)
+		return;
+	w->queue = m;
+	w->queue_inst = svc->instance;
+	w->queue_resolved = true;
+}
+
 static int
 smtp_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 {
@@ -176,7 +200,7 @@ smtp_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 	w->conf = ptl_instance_conf(inst);
 	w->spool_dirfd = -1;
 	w->hostname = w->conf->hostname != NULL ? w->conf->hostname
-						: ptl_server_info()->hostname;
+	                                        : ptl_server_info()->hostname;
 
 	svc = ptl_service_find(PTL_AUTH_SERVICE, PTL_AUTH_VERSION);
 	if (svc == NULL)
@@ -204,6 +228,7 @@ smtp_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 	/* Filters registered by modules that come after us in the init
 	 * order are found at the first connection instead. */
 	(void)smtp_filter_resolve(w, false);
+	smtp_queue_resolve(w);
 	ptl_instance_set_data(inst, w);
 	return PTL_OK;
 }
@@ -224,22 +249,22 @@ smtp_exit_worker(struct ptl_instance *inst)
 }
 
 static const struct ptl_service_ref smtp_needs[] = {
-	{PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
-	{PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
-	{NULL, 0},
+    {PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
+    {PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "smtp",
-	.version = "1.0",
-	.description = "SMTP server: MX, submission and submissions listeners",
-	.license = "MIT",
-	.needs = smtp_needs,
-	.conf_keys = smtp_conf_keys,
-	.conf_size = sizeof(struct smtp_conf),
-	.check_config = smtp_check_config,
-	.init_master = smtp_init_master,
-	.init_worker = smtp_init_worker,
-	.exit_worker = smtp_exit_worker,
+    PTL_MODULE_HEADER,
+    .name = "smtp",
+    .version = "1.0",
+    .description = "SMTP server: MX, submission and submissions listeners",
+    .license = "MIT",
+    .needs = smtp_needs,
+    .conf_keys = smtp_conf_keys,
+    .conf_size = sizeof(struct smtp_conf),
+    .check_config = smtp_check_config,
+    .init_master = smtp_init_master,
+    .init_worker = smtp_init_worker,
+    .exit_worker = smtp_exit_worker,
 };

@@ -131,9 +131,12 @@ params_size(const struct params_item *it, struct smtp_mail_params *out)
 
 		if (c < '0' || c > '9')
 			return SMTP_PARAMS_SYNTAX;
+		/* RFC 1870: 1*20DIGIT is valid syntax even past 2^64; such
+		 * a size is simply too big (552), so saturate. */
 		if (v > (UINT64_MAX - (uint64_t)(c - '0')) / 10)
-			return SMTP_PARAMS_SYNTAX;
-		v = v * 10 + (uint64_t)(c - '0');
+			v = UINT64_MAX;
+		else
+			v = v * 10 + (uint64_t)(c - '0');
 	}
 	out->has_size = true;
 	out->size = v;
@@ -172,7 +175,7 @@ params_ret(const struct params_item *it, struct smtp_mail_params *out)
 
 static enum smtp_params_error
 params_xtext(const struct params_item *it, size_t max, struct ptl_pool *pool,
-	     const char **field)
+             const char **field)
 {
 	char *v;
 
@@ -187,7 +190,7 @@ params_xtext(const struct params_item *it, size_t max, struct ptl_pool *pool,
 
 enum smtp_params_error
 smtp_params_mail(const char *text, size_t len, struct ptl_pool *pool,
-		 struct smtp_mail_params *out)
+                 struct smtp_mail_params *out)
 {
 	const char *p = text, *end = text + len;
 	struct params_item it;
@@ -207,16 +210,17 @@ smtp_params_mail(const char *text, size_t len, struct ptl_pool *pool,
 			rc = params_body(&it, out);
 		} else if (params_key_is(&it, "SMTPUTF8")) {
 			rc = out->smtputf8 || it.value != NULL
-				     ? SMTP_PARAMS_SYNTAX
-				     : SMTP_PARAMS_OK;
+			         ? SMTP_PARAMS_SYNTAX
+			         : SMTP_PARAMS_OK;
 			out->smtputf8 = true;
 		} else if (params_key_is(&it, "RET")) {
 			rc = params_ret(&it, out);
 		} else if (params_key_is(&it, "ENVID")) {
-			rc = params_xtext(&it, SMTP_ENVID_MAX, pool, &out->envid);
+			rc = params_xtext(&it, SMTP_ENVID_MAX, pool,
+			                  &out->envid);
 		} else if (params_key_is(&it, "AUTH")) {
 			rc = params_xtext(&it, SMTP_AUTH_PARAM_MAX, pool,
-					  &out->auth);
+			                  &out->auth);
 		} else {
 			rc = SMTP_PARAMS_UNKNOWN;
 		}
@@ -268,7 +272,7 @@ params_notify(const struct params_item *it, struct smtp_rcpt_params *out)
 /* ORCPT=addr-type ";" xtext (RFC 3461 4.2). */
 static enum smtp_params_error
 params_orcpt(const struct params_item *it, struct ptl_pool *pool,
-	     struct smtp_rcpt_params *out)
+             struct smtp_rcpt_params *out)
 {
 	const char *semi;
 	size_t tlen, i;
@@ -300,7 +304,7 @@ params_orcpt(const struct params_item *it, struct ptl_pool *pool,
 
 enum smtp_params_error
 smtp_params_rcpt(const char *text, size_t len, struct ptl_pool *pool,
-		 struct smtp_rcpt_params *out)
+                 struct smtp_rcpt_params *out)
 {
 	const char *p = text, *end = text + len;
 	struct params_item it;

@@ -12,7 +12,7 @@
 /* RFC 3461 section 4.4: ENVID is at most 100 characters. */
 #define SMTP_ENVID_MAX 100
 /* RFC 3461 section 4.2 and RFC 4954 section 5: at most 500 characters. */
-#define SMTP_ORCPT_MAX 500
+#define SMTP_ORCPT_MAX      500
 #define SMTP_AUTH_PARAM_MAX 500
 
 /** BODY= values (RFC 6152, RFC 3030). */
@@ -49,9 +49,9 @@ struct smtp_mail_params {
 
 /** Parameters of RCPT TO. */
 struct smtp_rcpt_params {
-	unsigned notify;          /* SMTP_NOTIFY_* bits; 0: none given */
-	const char *orcpt_type;   /* ORCPT= address type ("rfc822") */
-	const char *orcpt;        /* ORCPT= address, xtext-decoded */
+	unsigned notify;        /* SMTP_NOTIFY_* bits; 0: none given */
+	const char *orcpt_type; /* ORCPT= address type ("rfc822") */
+	const char *orcpt;      /* ORCPT= address, xtext-decoded */
 };
 
 /** Outcome of parameter parsing, mapped to replies by the caller. */
@@ -67,13 +67,13 @@ enum smtp_params_error {
  * are case-insensitive. Strings go into @p pool.
  */
 enum smtp_params_error smtp_params_mail(const char *text, size_t len,
-					struct ptl_pool *pool,
-					struct smtp_mail_params *out);
+                                        struct ptl_pool *pool,
+                                        struct smtp_mail_params *out);
 
 /** Parse the parameters after a RCPT TO path (NOTIFY, ORCPT). */
 enum smtp_params_error smtp_params_rcpt(const char *text, size_t len,
-					struct ptl_pool *pool,
-					struct smtp_rcpt_params *out);
+                                        struct ptl_pool *pool,
+                                        struct smtp_rcpt_params *out);
 
 /**
  * Decode RFC 3461 xtext ("+HH" escapes, upper-case hex) into a new

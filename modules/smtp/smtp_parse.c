@@ -62,7 +62,7 @@ smtp_verb_is(const struct smtp_cmdline *cl, const char *verb)
 
 int
 smtp_parse_keyword(const char *args, size_t len, const char *keyword,
-		   const char **rest_out, size_t *rest_len_out)
+                   const char **rest_out, size_t *rest_len_out)
 {
 	size_t n = strlen(keyword);
 
@@ -129,12 +129,12 @@ smtp_parse_helo(const char *args, size_t len)
 			return PTL_ERROR;
 	}
 	return smtp_utf8_valid((const unsigned char *)args, len) ? PTL_OK
-								 : PTL_ERROR;
+	                                                         : PTL_ERROR;
 }
 
 int
 smtp_parse_bdat(const char *args, size_t len, uint64_t *size_out,
-		bool *last_out)
+                bool *last_out)
 {
 	uint64_t size = 0;
 	size_t i = 0;

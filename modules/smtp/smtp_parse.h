@@ -27,8 +27,7 @@ struct smtp_cmdline {
  * @return PTL_OK; PTL_ERROR when the line holds a NUL byte, a CR that is
  * not part of the final CRLF, or does not start with a verb.
  */
-int smtp_parse_command(const char *line, size_t len,
-		       struct smtp_cmdline *out);
+int smtp_parse_command(const char *line, size_t len, struct smtp_cmdline *out);
 
 /** Whether the verb of @p cl is @p verb (ASCII case-insensitive). */
 bool smtp_verb_is(const struct smtp_cmdline *cl, const char *verb);
@@ -40,7 +39,7 @@ bool smtp_verb_is(const struct smtp_cmdline *cl, const char *verb);
  * @return PTL_OK or PTL_ERROR.
  */
 int smtp_parse_keyword(const char *args, size_t len, const char *keyword,
-		       const char **rest_out, size_t *rest_len_out);
+                       const char **rest_out, size_t *rest_len_out);
 
 /**
  * Validate a HELO/EHLO argument: 1..SMTP_HELO_MAX bytes, no control
@@ -55,7 +54,7 @@ int smtp_parse_helo(const char *args, size_t len);
  * @return PTL_OK or PTL_ERROR (bad syntax or a size over 2^63).
  */
 int smtp_parse_bdat(const char *args, size_t len, uint64_t *size_out,
-		    bool *last_out);
+                    bool *last_out);
 
 /**
  * Whether @p s[0..len) is well-formed UTF-8 (no overlong forms, no

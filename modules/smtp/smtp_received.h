@@ -12,24 +12,23 @@
 
 /** What goes into one Received: field. */
 struct smtp_received_info {
-	const char *helo;     /* as the client sent it; NULL: none */
-	const char *peer_ip;  /* client address */
-	const char *hostname; /* this server */
-	const char *protocol; /* smtp_received_protocol() */
-	const char *id;       /* message id in the logs */
+	const char *helo;        /* as the client sent it; NULL: none */
+	const char *peer_ip;     /* client address */
+	const char *hostname;    /* this server */
+	const char *protocol;    /* smtp_received_protocol() */
+	const char *id;          /* message id in the logs */
 	const char *tls_version; /* NULL: no TLS */
 	const char *tls_cipher;
-	const char *rcpt;     /* the recipient when there is one; NULL */
-	bool rcpt_utf8;       /* rcpt may keep UTF-8 (SMTPUTF8 message) */
-	int64_t when;         /* wall-clock seconds */
+	const char *rcpt; /* the recipient when there is one; NULL */
+	bool rcpt_utf8;   /* rcpt may keep UTF-8 (SMTPUTF8 message) */
+	int64_t when;     /* wall-clock seconds */
 };
 
 /**
  * The "with" keyword of RFC 3848 / RFC 6531: SMTP, ESMTP, ESMTPS,
  * ESMTPA, ESMTPSA, UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA.
  */
-const char *smtp_received_protocol(bool esmtp, bool tls, bool auth,
-				   bool utf8);
+const char *smtp_received_protocol(bool esmtp, bool tls, bool auth, bool utf8);
 
 /**
  * Copy peer-supplied @p in into @p out for a header: letters, digits
@@ -39,7 +38,7 @@ const char *smtp_received_protocol(bool esmtp, bool tls, bool auth,
  * @return the length written.
  */
 size_t smtp_header_escape(char *out, size_t cap, const char *in, size_t len,
-			  bool keep_utf8);
+                          bool keep_utf8);
 
 /**
  * RFC 5322 date-time of @p when in local time, e.g.
@@ -54,6 +53,6 @@ void smtp_rfc5322_date(int64_t when, char *out, size_t cap);
  * @return the length written, or 0 when @p cap is too small.
  */
 size_t smtp_received_format(const struct smtp_received_info *ri, char *out,
-			    size_t cap);
+                            size_t cap);
 
 #endif

@@ -38,7 +38,7 @@ smtp_reply_line(struct smtp_session *s, const char *text, size_t len)
  */
 void
 smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
-	   const char *fmt, ...)
+           const char *fmt, ...)
 {
 	char line[REPLY_LINE_MAX];
 	va_list ap;
@@ -79,21 +79,20 @@ smtp_reply_ehlo(struct smtp_session *s)
 	int n;
 
 	n = snprintf(buf, sizeof(buf),
-		     "250-%s\r\n"
-		     "250-PIPELINING\r\n"
-		     "250-SIZE %llu\r\n"
-		     "250-8BITMIME\r\n"
-		     "250-BINARYMIME\r\n"
-		     "250-CHUNKING\r\n"
-		     "250-SMTPUTF8\r\n"
-		     "250-DSN\r\n"
-		     "%s%s"
-		     "250 ENHANCEDSTATUSCODES\r\n",
-		     w->hostname,
-		     (unsigned long long)w->conf->max_message_size,
-		     smtp_session_starttls_offered(s) ? "250-STARTTLS\r\n" : "",
-		     smtp_session_auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n"
-						  : "");
+	             "250-%s\r\n"
+	             "250-PIPELINING\r\n"
+	             "250-SIZE %llu\r\n"
+	             "250-8BITMIME\r\n"
+	             "250-BINARYMIME\r\n"
+	             "250-CHUNKING\r\n"
+	             "250-SMTPUTF8\r\n"
+	             "250-DSN\r\n"
+	             "%s%s"
+	             "250 ENHANCEDSTATUSCODES\r\n",
+	             w->hostname, (unsigned long long)w->conf->max_message_size,
+	             smtp_session_starttls_offered(s) ? "250-STARTTLS\r\n" : "",
+	             smtp_session_auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n"
+	                                          : "");
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;
 	smtp_reply_line(s, buf, (size_t)n);

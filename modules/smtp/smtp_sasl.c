@@ -23,8 +23,8 @@ sasl_b64_value(unsigned char c)
 }
 
 int
-smtp_base64_decode(const char *in, size_t len, unsigned char *out,
-		   size_t cap, size_t *out_len)
+smtp_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
+                   size_t *out_len)
 {
 	size_t i, n = 0, pad = 0;
 	int v[4], k;
@@ -56,8 +56,8 @@ smtp_base64_decode(const char *in, size_t len, unsigned char *out,
 			return PTL_ERROR;
 		out[n++] = (unsigned char)((v[0] << 2) | (v[1] >> 4));
 		if (pad < 2)
-			out[n++] = (unsigned char)(((v[1] & 0x0f) << 4) |
-						   (v[2] >> 2));
+			out[n++] =
+			    (unsigned char)(((v[1] & 0x0f) << 4) | (v[2] >> 2));
 		if (pad < 1)
 			out[n++] = (unsigned char)(((v[2] & 0x03) << 6) | v[3]);
 	}

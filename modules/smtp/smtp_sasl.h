@@ -22,7 +22,7 @@
  * than @p cap bytes).
  */
 int smtp_base64_decode(const char *in, size_t len, unsigned char *out,
-		       size_t cap, size_t *out_len);
+                       size_t cap, size_t *out_len);
 
 /** Credentials taken from a SASL response; pointers into its buffer. */
 struct smtp_sasl_creds {
@@ -33,16 +33,16 @@ struct smtp_sasl_creds {
 
 /**
  * Split a decoded PLAIN message (RFC 4616): [authzid] NUL authcid NUL
- * passwd. The user name stays NUL-terminated in @p msg. Refused: a missing part, an empty
- * authcid or password, a NUL in the password, names or passwords over
- * the limits, control characters in the name, and an authzid that is
+ * passwd. The user name stays NUL-terminated in @p msg. Refused: a missing
+ * part, an empty authcid or password, a NUL in the password, names or passwords
+ * over the limits, control characters in the name, and an authzid that is
  * neither empty nor equal to the authcid: Petrel has no proxy
  * authorization, and accepting any authzid unchecked let a user act as
  * another (maddy CVE-2023-27582).
  * @return PTL_OK or PTL_ERROR.
  */
 int smtp_sasl_plain(unsigned char *msg, size_t len,
-		    struct smtp_sasl_creds *out);
+                    struct smtp_sasl_creds *out);
 
 /**
  * Check a decoded LOGIN user name (NUL-terminated in place, one spare

@@ -25,7 +25,7 @@
  */
 
 static void session_handler(struct ptl_conn *c, enum ptl_conn_event ev,
-			    void *arg);
+                            void *arg);
 
 bool
 smtp_session_may_relay(const struct smtp_session *s)
@@ -63,13 +63,12 @@ session_set_phase(struct smtp_session *s, enum smtp_phase phase)
 	if (phase == SMTP_PHASE_AUTH && old != SMTP_PHASE_AUTH)
 		ptl_conn_set_max_line(s->conn, SMTP_SASL_LINE_MAX);
 	else if (old == SMTP_PHASE_AUTH && phase != SMTP_PHASE_AUTH)
-		ptl_conn_set_max_line(s->conn,
-				      (size_t)conf->max_command_line);
+		ptl_conn_set_max_line(s->conn, (size_t)conf->max_command_line);
 	if ((phase == SMTP_PHASE_DATA || phase == SMTP_PHASE_BDAT) &&
 	    old != SMTP_PHASE_DATA && old != SMTP_PHASE_BDAT)
 		ptl_conn_set_timeouts(s->conn, conf->data_timeout, 0);
 	else if ((old == SMTP_PHASE_DATA || old == SMTP_PHASE_BDAT) &&
-		 phase != SMTP_PHASE_DATA && phase != SMTP_PHASE_BDAT)
+	         phase != SMTP_PHASE_DATA && phase != SMTP_PHASE_BDAT)
 		ptl_conn_set_timeouts(s->conn, conf->command_timeout, 0);
 }
 
@@ -97,8 +96,7 @@ session_on_timer(struct ptl_timer *t, void *arg)
 }
 
 int
-smtp_session_timer(struct smtp_session *s, enum smtp_timer_use use,
-		   int64_t ms)
+smtp_session_timer(struct smtp_session *s, enum smtp_timer_use use, int64_t ms)
 {
 	if (s->timer == NULL) {
 		s->timer = ptl_timer_new(session_on_timer, s);
@@ -211,19 +209,19 @@ cmd_advance(struct smtp_session *s, int rc)
 		if (s->stage == SMTP_STAGE_CHECK) {
 			s->stage = SMTP_STAGE_FILTER;
 			rc = s->cmd->hook >= 0 ? cmd_call(s, cmd_filter)
-					       : PTL_OK;
+			                       : PTL_OK;
 		} else {
 			s->stage = SMTP_STAGE_PROCEED;
 			rc = s->cmd->proceed != NULL
-				     ? cmd_call(s, s->cmd->proceed)
-				     : PTL_OK;
+			         ? cmd_call(s, s->cmd->proceed)
+			         : PTL_OK;
 		}
 	}
 }
 
 int
 smtp_cmd_start(struct smtp_session *s, const struct smtp_command *cmd,
-	       const struct smtp_cmdline *cl)
+               const struct smtp_cmdline *cl)
 {
 	int rc = PTL_OK;
 
@@ -266,8 +264,8 @@ smtp_cmd_resume(struct smtp_session *s, int rc)
 static bool
 session_foreign_verb(const struct smtp_cmdline *cl)
 {
-	static const char *const verbs[] = {"GET", "POST", "HEAD", "PUT",
-					    "CONNECT", "OPTIONS", NULL};
+	static const char *const verbs[] = {"GET",     "POST",    "HEAD", "PUT",
+	                                    "CONNECT", "OPTIONS", NULL};
 	size_t i;
 
 	for (i = 0; verbs[i] != NULL; i++) {
@@ -286,7 +284,8 @@ session_line(struct smtp_session *s, const char *line, size_t len)
 	unsigned f;
 
 	if (s->phase == SMTP_PHASE_AUTH) {
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		while (len > 0 &&
+		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			len--;
 		memset(&cl, 0, sizeof(cl));
 		cl.args = line;
@@ -310,7 +309,8 @@ session_line(struct smtp_session *s, const char *line, size_t len)
 	}
 	f = cmd->flags;
 	if ((f & SMTP_CMD_NO_ARGS) && cl.args_len > 0) {
-		smtp_reply(s, 501, "5.5.4", "Syntax error: no arguments allowed");
+		smtp_reply(s, 501, "5.5.4",
+		           "Syntax error: no arguments allowed");
 		return PTL_OK;
 	}
 	if ((f & SMTP_CMD_PRE_TLS) && s->tls) {
@@ -327,6 +327,11 @@ session_line(struct smtp_session *s, const char *line, size_t len)
 	}
 	if ((f & SMTP_CMD_NO_TXN) && s->txn != NULL) {
 		smtp_reply(s, 503, "5.5.1", "Not allowed inside a transaction");
+		return PTL_OK;
+	}
+	if ((f & SMTP_CMD_NEEDS_AUTH) && s->listener->role != SMTP_ROLE_MX &&
+	    !smtp_session_may_relay(s)) {
+		smtp_reply(s, 530, "5.7.0", "Authentication required");
 		return PTL_OK;
 	}
 	return smtp_cmd_start(s, cmd, &cl);
@@ -348,7 +353,8 @@ smtp_session_input(struct smtp_session *s)
 	while (s->cmd == NULL && !s->closing && !s->blocked) {
 		if (s->errors >= (unsigned)s->w->conf->max_errors) {
 			ptl_conn_log(s->conn, PTL_LOG_INFO,
-				     "too many errors (%u), closing", s->errors);
+			             "too many errors (%u), closing",
+			             s->errors);
 			smtp_reply(s, 421, "4.7.0", "Too many errors, closing");
 			smtp_session_close(s, false);
 			return;
@@ -362,13 +368,13 @@ smtp_session_input(struct smtp_session *s)
 			if (rc == PTL_DECLINED) {
 				if (s->phase == SMTP_PHASE_AUTH) {
 					smtp_session_set_phase(
-						s, SMTP_PHASE_COMMAND);
+					    s, SMTP_PHASE_COMMAND);
 					smtp_reply(s, 500, "5.5.6",
-						   "Authentication exchange "
-						   "line is too long");
+					           "Authentication exchange "
+					           "line is too long");
 				} else {
 					smtp_reply(s, 500, "5.5.2",
-						   "Line too long");
+					           "Line too long");
 				}
 				continue;
 			}
@@ -399,8 +405,8 @@ drained:
 	if (s->eof && s->cmd == NULL && !s->closing) {
 		if (s->phase == SMTP_PHASE_DATA || s->phase == SMTP_PHASE_BDAT)
 			ptl_conn_log(s->conn, PTL_LOG_INFO,
-				     "client closed the connection during "
-				     "message data");
+			             "client closed the connection during "
+			             "message data");
 		smtp_session_close(s, false);
 	}
 }
@@ -413,6 +419,10 @@ session_begin(struct smtp_session *s)
 	s->tls = ptl_conn_is_tls(s->conn);
 	if (!w->filters_resolved && smtp_filter_resolve(w, true) != PTL_OK)
 		w->filters_broken = true;
+	if (!w->queue_resolved) {
+		smtp_queue_resolve(w);
+		w->queue_resolved = true;
+	}
 	if (w->filters_broken) {
 		smtp_reply(s, 421, "4.3.0", "Service temporarily unavailable");
 		smtp_session_close(s, false);
@@ -461,9 +471,9 @@ smtp_session_accept(struct ptl_conn *c, void *arg)
 	w->sessions++;
 	ptl_conn_set_handler(c, session_handler, s);
 	ptl_conn_log(c, PTL_LOG_INFO, "connect from %s:%u to %s:%u role=%s%s",
-		     ptl_conn_peer_ip(c), (unsigned)ptl_conn_peer_port(c),
-		     ptl_conn_local_ip(c), (unsigned)ptl_conn_local_port(c),
-		     smtp_role_names[l->role], s->trusted ? " trusted" : "");
+	             ptl_conn_peer_ip(c), (unsigned)ptl_conn_peer_port(c),
+	             ptl_conn_local_ip(c), (unsigned)ptl_conn_local_port(c),
+	             smtp_role_names[l->role], s->trusted ? " trusted" : "");
 	if (l->implicit_tls) {
 		s->phase = SMTP_PHASE_HANDSHAKE;
 		return;
@@ -490,11 +500,35 @@ session_closed(struct smtp_session *s)
 	s->scratch = NULL;
 	s->w->sessions--;
 	ptl_conn_log(s->conn, PTL_LOG_INFO,
-		     "disconnect from %s commands=%u messages=%u errors=%u",
-		     ptl_conn_peer_ip(s->conn), s->commands, s->messages,
-		     s->errors);
+	             "disconnect from %s commands=%u messages=%u errors=%u",
+	             ptl_conn_peer_ip(s->conn), s->commands, s->messages,
+	             s->errors);
 	s->magic = 0;
 	s->conn = NULL;
+}
+
+static void
+session_timeout(struct smtp_session *s)
+{
+	const char *where = "command phase";
+
+	if (s->closing)
+		return;
+	if (s->phase == SMTP_PHASE_HANDSHAKE ||
+	    s->phase == SMTP_PHASE_STARTTLS) {
+		/* A reply now would go out in clear in the middle of the
+		 * handshake. */
+		ptl_conn_log(s->conn, PTL_LOG_INFO, "timeout in TLS handshake");
+		smtp_session_close(s, true);
+		return;
+	}
+	if (s->phase == SMTP_PHASE_DATA || s->phase == SMTP_PHASE_BDAT)
+		where = "message data";
+	else if (s->cmd != NULL)
+		where = "a pending lookup or delivery";
+	ptl_conn_log(s->conn, PTL_LOG_INFO, "timeout in %s", where);
+	smtp_reply(s, 421, "4.4.2", "Timeout, closing connection");
+	smtp_session_close(s, false);
 }
 
 static void
@@ -522,22 +556,14 @@ session_handler(struct ptl_conn *c, enum ptl_conn_event ev, void *arg)
 			session_begin(s);
 		} else if (s->phase == SMTP_PHASE_STARTTLS) {
 			ptl_conn_log(c, PTL_LOG_INFO, "STARTTLS %s %s",
-				     ptl_conn_tls_version(c),
-				     ptl_conn_tls_cipher(c));
+			             ptl_conn_tls_version(c),
+			             ptl_conn_tls_cipher(c));
 			smtp_session_set_phase(s, SMTP_PHASE_COMMAND);
 			smtp_session_input(s);
 		}
 		break;
 	case PTL_CONN_TIMEOUT:
-		if (!s->closing) {
-			ptl_conn_log(c, PTL_LOG_INFO, "timeout in %s",
-				     s->phase == SMTP_PHASE_DATA ||
-						     s->phase == SMTP_PHASE_BDAT
-					     ? "message data"
-					     : "command phase");
-			smtp_reply(s, 421, "4.4.2", "Timeout, closing connection");
-			smtp_session_close(s, false);
-		}
+		session_timeout(s);
 		break;
 	case PTL_CONN_EOF:
 		s->eof = true;

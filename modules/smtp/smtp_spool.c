@@ -34,10 +34,10 @@ spool_create(struct smtp_worker *w)
 #endif
 	for (tries = 0; tries < 8; tries++) {
 		(void)snprintf(name, sizeof(name), "spool.%ld.%llu",
-			       (long)getpid(), ++serial);
+		               (long)getpid(), ++serial);
 		fd = openat(w->spool_dirfd, name,
-			    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			    0600);
+		            O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		            0600);
 		if (fd >= 0) {
 			(void)unlinkat(w->spool_dirfd, name, 0);
 			return fd;
@@ -59,8 +59,9 @@ smtp_spool_open(struct smtp_spool *sp, struct smtp_worker *w)
 	sp->cap = SPOOL_BUFFER;
 	sp->fd = spool_create(w);
 	if (sp->fd < 0) {
-		ptl_log(PTL_LOG_ERROR, "smtp: cannot create a spool file in %s: %s",
-			w->spool_dir, strerror(errno));
+		ptl_log(PTL_LOG_ERROR,
+		        "smtp: cannot create a spool file in %s: %s",
+		        w->spool_dir, strerror(errno));
 		free(sp->buf);
 		sp->buf = NULL;
 		return PTL_ERROR;

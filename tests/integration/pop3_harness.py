@@ -4,10 +4,11 @@ a chosen storage backend, message delivery into it, and a raw client.
 
 Backends: "maildir" and "sqlite" (the real modules) and "fake" (the test
 module tests/modules/pop3_fake_storage.so, which can inject failures).
-Users come from the test auth module pop3_fake_auth, or from the real
-passwd module when it is asked for. Messages are delivered through the
-storage service by the test module pop3_inject, so every backend is
-filled the same way.
+Users come from the real passwd module (SHA512-CRYPT hashes in a
+Dovecot-style passwd-file), or from the test auth module pop3_fake_auth
+(auth="fake"), which can fail on purpose and map login names. Messages
+are delivered through the storage service by the test module
+pop3_inject, so every backend is filled the same way.
 """
 
 import os
@@ -27,6 +28,20 @@ USERS = {
 }
 BACKENDS = ("maildir", "sqlite")
 
+_hashes = {}
+
+
+def crypt_sha512(password):
+    """A {SHA512-CRYPT} hash made by the openssl CLI (5000 rounds: the
+    tests log in often), once per password and run."""
+    if password not in _hashes:
+        result = harness.run(["openssl", "passwd", "-6", "-stdin"],
+                             input=password + "\n")
+        if result.returncode != 0:
+            raise RuntimeError("openssl passwd failed: " + result.stderr)
+        _hashes[password] = "{SHA512-CRYPT}" + result.stdout.strip()
+    return _hashes[password]
+
 
 def test_module(name):
     return os.path.join(harness.TEST_MODULE_DIR, name + ".so")
@@ -37,7 +52,7 @@ class Pop3Server:
     the inject helper, fake auth (or passwd) and one storage backend."""
 
     def __init__(self, testcase, backend="maildir", pop3=None, auth=None,
-                 passwd=False, extra_modules=None, workers=1,
+                 fake_auth=None, extra_modules=None, workers=1,
                  fake_tempfail=()):
         self.testcase = testcase
         self.backend = backend
@@ -67,15 +82,20 @@ class Pop3Server:
                    "pop3_inject": {
                        "path": test_module("pop3_inject"),
                        "listen": "127.0.0.1:%d" % self.inject_port}}
-        if passwd:
-            modules["passwd"] = passwd
-        else:
+        if auth == "fake":
             users = ["%s:%s" % kv for kv in USERS.items()]
             auth_section = {"path": test_module("pop3_fake_auth"),
                             "users": users,
                             "tempfail": list(fake_tempfail)}
-            auth_section.update(auth or {})
+            auth_section.update(fake_auth or {})
             modules["pop3_fake_auth"] = auth_section
+        else:
+            users_file = self.p.path("users.passwd")
+            with open(users_file, "w") as f:
+                for user, password in USERS.items():
+                    f.write("%s:%s\n" % (user, crypt_sha512(password)))
+            os.chmod(users_file, 0o644)
+            modules["passwd"] = {"file": users_file}
         if backend == "maildir":
             modules["maildir"] = {
                 "location": os.path.join(self.mail_dir,

@@ -213,8 +213,14 @@ class SmtpClient(LineClient):
         return r.lines[1:]
 
     def starttls(self, context=None, server_hostname="localhost"):
+        """STARTTLS and the handshake."""
         self.expect("STARTTLS", 220, "2.0.0")
-        super().starttls(context, server_hostname)
+        self.handshake(context, server_hostname)
+
+    def handshake(self, context=None, server_hostname="localhost"):
+        """The TLS handshake alone (STARTTLS already answered); fails if
+        the server sent anything past its 220."""
+        LineClient.starttls(self, context, server_hostname)
 
     def auth_plain(self, user, password, authzid=""):
         import base64
@@ -396,9 +402,13 @@ class SmtpServer:
     def subs(self):
         return self.ports["submissions"]
 
-    def ctx(self):
-        """A client context that verifies the server's certificate."""
-        return client_context(cafile=self.cert)
+    def ctx(self, check_hostname=True):
+        """A client context that verifies the server's certificate (and
+        its name, unless told not to: clients that connect to
+        127.0.0.1 by address)."""
+        ctx = client_context(cafile=self.cert)
+        ctx.check_hostname = check_hostname
+        return ctx
 
     def connect(self, role="mx", **kwargs):
         """A raw client; on submissions with implicit TLS. Asserts the

@@ -85,14 +85,35 @@ class ConfigCheck(harness.PetrelTestCase):
             cfg["server"]["user"] = harness.RUN_USER
             for c in cfg.get("tls", {}).get("certificates", []):
                 c["cert"], c["key"] = cert, key
-            for mod in cfg["modules"].values():
+            for name, mod in cfg["modules"].items():
                 for item in mod.get("listen", []):
                     item["address"] = "127.0.0.1:%d" % harness.free_port()
+                cfg["modules"][name] = self.relocate(mod)
             with self.subTest(example=os.path.basename(path)):
                 self.assertCheckOk(self.p.check(cfg))
             checked += 1
         if checked == 0:
             self.skipTest("the examples need modules not built yet")
+
+    # Keys of the examples that name files the modules read at -t.
+    EXAMPLE_FILES = ("file", "aliases")
+
+    def relocate(self, value, key=None):
+        """Absolute paths of an example, moved into the temp dir; the
+        files the modules read are created empty."""
+        if isinstance(value, dict):
+            return {k: self.relocate(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.relocate(v) for v in value]
+        if not (isinstance(value, str) and value.startswith("/")):
+            return value
+        moved = self.p.path("root" + value)
+        os.makedirs(os.path.dirname(moved), exist_ok=True)
+        if key in self.EXAMPLE_FILES and not os.path.exists(moved):
+            with open(moved, "w"):
+                pass
+            os.chmod(moved, 0o640)
+        return moved
 
     def test_durations_accepted(self):
         for value in ("500ms", "2s", "1m", 10):
@@ -200,6 +221,22 @@ class ConfigCheck(harness.PetrelTestCase):
             with self.subTest(shutdown_timeout=value):
                 self.fails(self.good(shutdown_timeout=value),
                            "server.shutdown_timeout:")
+
+    def test_size_errors(self):
+        """No core key is a size: use the maildir module's "quota"."""
+        if not os.path.exists(os.path.join(MODULE_DIR, "maildir.so")):
+            self.skipTest("needs the maildir module (a size key)")
+        location = self.p.path("mail", "%d", "%n")
+        for value, ok in (("10M", True), ("1G", True), (4096, True),
+                          ("ten", False), ("10 parsecs", False),
+                          ("-1M", False), ("5Q", False)):
+            with self.subTest(quota=value):
+                cfg = self.p.config(modules={"maildir": {
+                    "location": location, "quota": value}})
+                if ok:
+                    self.assertCheckOk(self.p.check(cfg))
+                else:
+                    self.fails(cfg, "modules.maildir.quota:")
 
     def test_tls_errors(self):
         cert, key = harness.make_cert()

@@ -125,7 +125,10 @@ class Master(harness.PetrelTestCase):
                      and self.p.children()),
             harness.START_TIMEOUT, "a new worker")
         replacement = (set(new) - set(kids)).pop()
-        self.assertEqual(harness.process_name(replacement), "petrel-worker")
+        # Named right after fork: wait for it rather than race it.
+        harness.wait_until(
+            lambda: harness.process_name(replacement) == "petrel-worker",
+            5, "the new worker's process name")
         for _ in range(6):
             with self.client() as c:
                 self.assertEqual(c.greeting, "+OK first")

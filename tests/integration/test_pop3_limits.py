@@ -145,7 +145,7 @@ class FailedLogins(harness.PetrelTestCase):
             # Bad base64, in both places.
             self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
             self.assertEqual(c.cmd("!!!!"), "-ERR malformed SASL response")
-            self.assertEqual(c.cmd("AUTH PLAIN AGFsaWNl"),
+            self.assertEqual(c.cmd("AUTH PLAIN AGFsaWN"),
                              "-ERR malformed SASL response")
             self.assertEqual(c.cmd("AUTH PLAIN Zh=="),
                              "-ERR malformed SASL response")
@@ -187,8 +187,9 @@ class AuthService(harness.PetrelTestCase):
     def test_auth_tempfail_and_canonical_name(self):
         users = ["%s:%s" % kv for kv in USERS.items()]
         users.append("dave@example.test:davepw:alice@example.test")
-        s = Pop3Server(self, auth={"users": users,
-                                   "tempfail": ["carol@example.test"]})
+        s = Pop3Server(self, auth="fake",
+                       fake_auth={"users": users,
+                                  "tempfail": ["carol@example.test"]})
         s.deliver("alice@example.test", message("for alice"))
         with s.connect(tls=True) as c:
             self.assertEqual(c.login("carol@example.test", "carol-pw"),

@@ -15,7 +15,7 @@ RECEIVED = re.compile(
     rb"^Received: from (\S+) \(\[127\.0\.0\.1\]\)\r\n"
     rb"\tby mail\.example\.test \(Petrel\) with (\S+) id ([0-9A-F]+)"
     rb"(?:\r\n\t\(using (TLSv1\.[23]) with cipher ([A-Z0-9_-]+)\))?"
-    rb"(?:\r\n\tfor <([^>\r\n]*)>)?; "
+    rb"(?:\r\n\tfor <([^>\r\n]*)>)?;(?: |\r\n\t)"
     rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} "
     rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
     rb"\d\d:\d\d:\d\d [+-]\d{4}\r\n\Z")

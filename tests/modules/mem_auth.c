@@ -36,46 +36,63 @@ struct mem_auth_conf {
 };
 
 static const struct ptl_conf_key mem_user_keys[] = {
-	{.name = "address", .type = PTL_CONF_STRING,
-	 .flags = PTL_CONF_REQUIRED,
-	 .offset = offsetof(struct mem_user_conf, address)},
-	{.name = "password", .type = PTL_CONF_STRING,
-	 .flags = PTL_CONF_REQUIRED,
-	 .offset = offsetof(struct mem_user_conf, password)},
-	{NULL},
+    {.name = "address",
+     .type = PTL_CONF_STRING,
+     .flags = PTL_CONF_REQUIRED,
+     .offset = offsetof(struct mem_user_conf, address)},
+    {.name = "password",
+     .type = PTL_CONF_STRING,
+     .flags = PTL_CONF_REQUIRED,
+     .offset = offsetof(struct mem_user_conf, password)},
+    {NULL},
 };
 
 static const struct ptl_conf_key mem_alias_keys[] = {
-	{.name = "address", .type = PTL_CONF_STRING,
-	 .flags = PTL_CONF_REQUIRED,
-	 .offset = offsetof(struct mem_alias_conf, address)},
-	{.name = "users", .type = PTL_CONF_STRING_LIST,
-	 .flags = PTL_CONF_REQUIRED,
-	 .offset = offsetof(struct mem_alias_conf, users)},
-	{NULL},
+    {.name = "address",
+     .type = PTL_CONF_STRING,
+     .flags = PTL_CONF_REQUIRED,
+     .offset = offsetof(struct mem_alias_conf, address)},
+    {.name = "users",
+     .type = PTL_CONF_STRING_LIST,
+     .flags = PTL_CONF_REQUIRED,
+     .offset = offsetof(struct mem_alias_conf, users)},
+    {NULL},
 };
 
 static const struct ptl_conf_key mem_auth_keys[] = {
-	{.name = "domains", .type = PTL_CONF_STRING_LIST,
-	 .offset = offsetof(struct mem_auth_conf, domains),
-	 .doc = "Local domains."},
-	{.name = "users", .type = PTL_CONF_OBJECT_LIST,
-	 .offset = offsetof(struct mem_auth_conf, users), .sub = mem_user_keys,
-	 .sub_size = sizeof(struct mem_user_conf), .doc = "Users."},
-	{.name = "aliases", .type = PTL_CONF_OBJECT_LIST,
-	 .offset = offsetof(struct mem_auth_conf, aliases),
-	 .sub = mem_alias_keys, .sub_size = sizeof(struct mem_alias_conf),
-	 .doc = "Aliases."},
-	{.name = "tempfail", .type = PTL_CONF_STRING_LIST,
-	 .offset = offsetof(struct mem_auth_conf, tempfail),
-	 .doc = "Addresses whose lookup fails temporarily."},
-	{.name = "verify_delay", .type = PTL_CONF_DURATION,
-	 .offset = offsetof(struct mem_auth_conf, verify_delay), .def = "10ms",
-	 .min = 1, .max = 60000, .doc = "Time verify() takes."},
-	{.name = "async_lookup", .type = PTL_CONF_BOOL,
-	 .offset = offsetof(struct mem_auth_conf, async_lookup),
-	 .def = "false", .doc = "Answer lookups through a timer."},
-	{NULL},
+    {.name = "domains",
+     .type = PTL_CONF_STRING_LIST,
+     .offset = offsetof(struct mem_auth_conf, domains),
+     .doc = "Local domains."},
+    {.name = "users",
+     .type = PTL_CONF_OBJECT_LIST,
+     .offset = offsetof(struct mem_auth_conf, users),
+     .sub = mem_user_keys,
+     .sub_size = sizeof(struct mem_user_conf),
+     .doc = "Users."},
+    {.name = "aliases",
+     .type = PTL_CONF_OBJECT_LIST,
+     .offset = offsetof(struct mem_auth_conf, aliases),
+     .sub = mem_alias_keys,
+     .sub_size = sizeof(struct mem_alias_conf),
+     .doc = "Aliases."},
+    {.name = "tempfail",
+     .type = PTL_CONF_STRING_LIST,
+     .offset = offsetof(struct mem_auth_conf, tempfail),
+     .doc = "Addresses whose lookup fails temporarily."},
+    {.name = "verify_delay",
+     .type = PTL_CONF_DURATION,
+     .offset = offsetof(struct mem_auth_conf, verify_delay),
+     .def = "10ms",
+     .min = 1,
+     .max = 60000,
+     .doc = "Time verify() takes."},
+    {.name = "async_lookup",
+     .type = PTL_CONF_BOOL,
+     .offset = offsetof(struct mem_auth_conf, async_lookup),
+     .def = "false",
+     .doc = "Answer lookups through a timer."},
+    {NULL},
 };
 
 /* A pending asynchronous answer. */
@@ -132,7 +149,7 @@ mem_find_user(const struct mem_auth_conf *conf, const char *address)
 
 static void
 mem_resolve(const struct mem_auth_conf *conf, const char *address,
-	    struct ptl_pool *pool, struct ptl_auth_lookup *res)
+            struct ptl_pool *pool, struct ptl_auth_lookup *res)
 {
 	const struct mem_alias_conf *al = conf->aliases.items;
 	const struct mem_user_conf *u;
@@ -192,8 +209,8 @@ mem_on_timer(struct ptl_timer *t, void *arg)
 
 	if (p->is_verify)
 		p->verify_done(p->status,
-			       p->status == PTL_AUTH_OK ? p->user : NULL,
-			       p->arg);
+		               p->status == PTL_AUTH_OK ? p->user : NULL,
+		               p->arg);
 	else
 		p->lookup_done(&p->res, p->arg);
 	mem_pending_free(a, p);
@@ -220,7 +237,7 @@ mem_pending_new(struct mem_auth *a, void *arg, int64_t delay)
 
 static int
 mem_lookup(void *instance, const char *address, struct ptl_pool *pool,
-	   struct ptl_auth_lookup *res_out, ptl_auth_lookup_fn done, void *arg)
+           struct ptl_auth_lookup *res_out, ptl_auth_lookup_fn done, void *arg)
 {
 	struct mem_auth *a = instance;
 	struct mem_pending *p;
@@ -251,8 +268,8 @@ mem_password_equal(const char *want, const char *got, size_t len)
 }
 
 static int
-mem_verify(void *instance, const char *user, const char *password,
-	   size_t len, ptl_auth_verify_fn done, void *arg)
+mem_verify(void *instance, const char *user, const char *password, size_t len,
+           ptl_auth_verify_fn done, void *arg)
 {
 	struct mem_auth *a = instance;
 	const struct mem_user_conf *u = mem_find_user(a->conf, user);
@@ -285,11 +302,11 @@ mem_cancel(void *instance, void *arg)
 }
 
 static const struct ptl_auth_methods mem_auth_methods = {
-	.version = PTL_AUTH_VERSION,
-	.is_local_domain = mem_is_local_domain,
-	.lookup = mem_lookup,
-	.verify = mem_verify,
-	.cancel = mem_cancel,
+    .version = PTL_AUTH_VERSION,
+    .is_local_domain = mem_is_local_domain,
+    .lookup = mem_lookup,
+    .verify = mem_verify,
+    .cancel = mem_cancel,
 };
 
 static int
@@ -304,7 +321,7 @@ mem_auth_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 	mem_the_instance = a;
 	ptl_instance_set_data(inst, a);
 	return ptl_service_register(inst, PTL_AUTH_SERVICE, PTL_AUTH_VERSION,
-				    &mem_auth_methods, a, err);
+	                            &mem_auth_methods, a, err);
 }
 
 static void
@@ -317,19 +334,19 @@ mem_auth_exit_worker(struct ptl_instance *inst)
 }
 
 static const struct ptl_service_ref mem_auth_provides[] = {
-	{PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
-	{NULL, 0},
+    {PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "mem_auth",
-	.version = "0",
-	.description = "test auth service with users from the config",
-	.license = "MIT",
-	.provides = mem_auth_provides,
-	.conf_keys = mem_auth_keys,
-	.conf_size = sizeof(struct mem_auth_conf),
-	.init_worker = mem_auth_init_worker,
-	.exit_worker = mem_auth_exit_worker,
+    PTL_MODULE_HEADER,
+    .name = "mem_auth",
+    .version = "0",
+    .description = "test auth service with users from the config",
+    .license = "MIT",
+    .provides = mem_auth_provides,
+    .conf_keys = mem_auth_keys,
+    .conf_size = sizeof(struct mem_auth_conf),
+    .init_worker = mem_auth_init_worker,
+    .exit_worker = mem_auth_exit_worker,
 };

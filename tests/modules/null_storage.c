@@ -27,16 +27,20 @@ struct null_conf {
 };
 
 static const struct ptl_conf_key null_keys[] = {
-	{.name = "dir", .type = PTL_CONF_STRING, .flags = PTL_CONF_REQUIRED,
-	 .offset = offsetof(struct null_conf, dir),
-	 .doc = "Directory receiving the deliveries."},
-	{.name = "fail_users", .type = PTL_CONF_STRING_LIST,
-	 .offset = offsetof(struct null_conf, fail_users),
-	 .doc = "Users whose deliveries fail permanently."},
-	{.name = "tempfail_users", .type = PTL_CONF_STRING_LIST,
-	 .offset = offsetof(struct null_conf, tempfail_users),
-	 .doc = "Users whose deliveries fail temporarily."},
-	{NULL},
+    {.name = "dir",
+     .type = PTL_CONF_STRING,
+     .flags = PTL_CONF_REQUIRED,
+     .offset = offsetof(struct null_conf, dir),
+     .doc = "Directory receiving the deliveries."},
+    {.name = "fail_users",
+     .type = PTL_CONF_STRING_LIST,
+     .offset = offsetof(struct null_conf, fail_users),
+     .doc = "Users whose deliveries fail permanently."},
+    {.name = "tempfail_users",
+     .type = PTL_CONF_STRING_LIST,
+     .offset = offsetof(struct null_conf, tempfail_users),
+     .doc = "Users whose deliveries fail temporarily."},
+    {NULL},
 };
 
 struct null_job {
@@ -91,7 +95,7 @@ null_fail(struct null_job *j, int status, const char *what)
 {
 	j->status = status;
 	(void)snprintf(j->reason, sizeof(j->reason), "%s: %s", what,
-		       strerror(errno));
+	               strerror(errno));
 }
 
 /* Pool thread. */
@@ -105,7 +109,7 @@ null_work(void *arg)
 	int out, dfd;
 
 	(void)snprintf(dir, sizeof(dir), "%s/%s%s%s", j->conf->dir, j->user,
-		       j->folder[0] != '\0' ? "/" : "", j->folder);
+	               j->folder[0] != '\0' ? "/" : "", j->folder);
 	(void)mkdir(j->conf->dir, 0700);
 	(void)snprintf(tmp, sizeof(tmp), "%s/%s", j->conf->dir, j->user);
 	(void)mkdir(tmp, 0700);
@@ -114,11 +118,11 @@ null_work(void *arg)
 		return;
 	}
 	(void)snprintf(tmp, sizeof(tmp), "%s/.tmp.%ld.%llu", dir,
-		       (long)getpid(), __atomic_add_fetch(&null_serial, 1,
-							  __ATOMIC_RELAXED));
+	               (long)getpid(),
+	               __atomic_add_fetch(&null_serial, 1, __ATOMIC_RELAXED));
 	(void)snprintf(final, sizeof(final), "%s/%ld.%llu.eml", dir,
-		       (long)getpid(), __atomic_add_fetch(&null_serial, 1,
-							  __ATOMIC_RELAXED));
+	               (long)getpid(),
+	               __atomic_add_fetch(&null_serial, 1, __ATOMIC_RELAXED));
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
 		null_fail(j, PTL_STORAGE_TEMPFAIL, "open");
@@ -128,9 +132,9 @@ null_work(void *arg)
 		goto fail;
 	while (off < j->size) {
 		n = pread(j->fd, buf,
-			  j->size - off < sizeof(buf) ? j->size - off
-						      : sizeof(buf),
-			  (off_t)off);
+		          j->size - off < sizeof(buf) ? j->size - off
+		                                      : sizeof(buf),
+		          (off_t)off);
 		if (n <= 0)
 			goto fail;
 		if (null_write_all(out, buf, (size_t)n) != 0)
@@ -171,7 +175,7 @@ null_done(void *arg)
 {
 	struct null_job *j = arg;
 	struct ptl_storage_result res = {(enum ptl_storage_status)j->status,
-					 j->reason};
+	                                 j->reason};
 
 	j->done(&res, j->arg);
 	free(j->prefix);
@@ -180,16 +184,16 @@ null_done(void *arg)
 
 static int
 null_deliver(void *instance, const struct ptl_storage_delivery *d,
-	     ptl_storage_done_fn done, void *arg)
+             ptl_storage_done_fn done, void *arg)
 {
 	const struct null_conf *conf = instance;
 	struct null_job *j;
 
 	if (strchr(d->user, '/') != NULL || d->user[0] == '.' ||
 	    strlen(d->user) >= sizeof(j->user) ||
-	    (d->folder != NULL && (strchr(d->folder, '/') != NULL ||
-				   d->folder[0] == '.' ||
-				   strlen(d->folder) >= sizeof(j->folder))))
+	    (d->folder != NULL &&
+	     (strchr(d->folder, '/') != NULL || d->folder[0] == '.' ||
+	      strlen(d->folder) >= sizeof(j->folder))))
 		return PTL_ERROR;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
@@ -212,7 +216,8 @@ null_deliver(void *instance, const struct ptl_storage_delivery *d,
 	j->arg = arg;
 	if (null_in_list(&conf->fail_users, d->user)) {
 		j->status = PTL_STORAGE_PERMFAIL;
-		(void)snprintf(j->reason, sizeof(j->reason), "mailbox disabled");
+		(void)snprintf(j->reason, sizeof(j->reason),
+		               "mailbox disabled");
 	} else if (null_in_list(&conf->tempfail_users, d->user)) {
 		j->status = PTL_STORAGE_TEMPFAIL;
 		(void)snprintf(j->reason, sizeof(j->reason), "disk trouble");
@@ -235,38 +240,38 @@ null_deliver(void *instance, const struct ptl_storage_delivery *d,
 
 static int
 null_open(void *instance, const char *user, unsigned flags,
-	  ptl_storage_open_fn done, void *arg)
+          ptl_storage_open_fn done, void *arg)
 {
 	return PTL_ERROR;
 }
 
 static const struct ptl_storage_methods null_methods = {
-	.version = PTL_STORAGE_VERSION,
-	.deliver = null_deliver,
-	.open = null_open,
+    .version = PTL_STORAGE_VERSION,
+    .deliver = null_deliver,
+    .open = null_open,
 };
 
 static int
 null_init_worker(struct ptl_instance *inst, struct ptl_error *err)
 {
 	return ptl_service_register(inst, PTL_STORAGE_SERVICE,
-				    PTL_STORAGE_VERSION, &null_methods,
-				    ptl_instance_conf(inst), err);
+	                            PTL_STORAGE_VERSION, &null_methods,
+	                            ptl_instance_conf(inst), err);
 }
 
 static const struct ptl_service_ref null_provides[] = {
-	{PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
-	{NULL, 0},
+    {PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "null_storage",
-	.version = "0",
-	.description = "test storage writing deliveries to a directory",
-	.license = "MIT",
-	.provides = null_provides,
-	.conf_keys = null_keys,
-	.conf_size = sizeof(struct null_conf),
-	.init_worker = null_init_worker,
+    PTL_MODULE_HEADER,
+    .name = "null_storage",
+    .version = "0",
+    .description = "test storage writing deliveries to a directory",
+    .license = "MIT",
+    .provides = null_provides,
+    .conf_keys = null_keys,
+    .conf_size = sizeof(struct null_conf),
+    .init_worker = null_init_worker,
 };

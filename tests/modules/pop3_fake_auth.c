@@ -20,26 +20,26 @@ struct fake_auth_conf {
 };
 
 static const struct ptl_conf_key fake_auth_keys[] = {
-	{
-		.name = "users",
-		.type = PTL_CONF_STRING_LIST,
-		.offset = offsetof(struct fake_auth_conf, users),
-		.doc = "login:password[:canonical]",
-	},
-	{
-		.name = "tempfail",
-		.type = PTL_CONF_STRING_LIST,
-		.offset = offsetof(struct fake_auth_conf, tempfail),
-		.doc = "logins whose verify answers TEMPFAIL",
-	},
-	{
-		.name = "delay",
-		.type = PTL_CONF_DURATION,
-		.offset = offsetof(struct fake_auth_conf, delay_ms),
-		.def = "5ms",
-		.doc = "time verify takes",
-	},
-	{NULL},
+    {
+        .name = "users",
+        .type = PTL_CONF_STRING_LIST,
+        .offset = offsetof(struct fake_auth_conf, users),
+        .doc = "login:password[:canonical]",
+    },
+    {
+        .name = "tempfail",
+        .type = PTL_CONF_STRING_LIST,
+        .offset = offsetof(struct fake_auth_conf, tempfail),
+        .doc = "logins whose verify answers TEMPFAIL",
+    },
+    {
+        .name = "delay",
+        .type = PTL_CONF_DURATION,
+        .offset = offsetof(struct fake_auth_conf, delay_ms),
+        .def = "5ms",
+        .doc = "time verify takes",
+    },
+    {NULL},
 };
 
 struct fake_pending {
@@ -62,8 +62,8 @@ fake_conf(void *instance)
 /* Find "login:..." in the users list; fills password and canonical. */
 static bool
 fake_find(const struct fake_auth_conf *conf, const char *login,
-	  const char **pass_out, size_t *pass_len_out, const char **canon_out,
-	  size_t *canon_len_out)
+          const char **pass_out, size_t *pass_len_out, const char **canon_out,
+          size_t *canon_len_out)
 {
 	const char *const *items = conf->users.items;
 	size_t i, n = strlen(login);
@@ -76,8 +76,8 @@ fake_find(const struct fake_auth_conf *conf, const char *login,
 		pass = e + n + 1;
 		canon = strchr(pass, ':');
 		*pass_out = pass;
-		*pass_len_out = canon != NULL ? (size_t)(canon - pass)
-					      : strlen(pass);
+		*pass_len_out =
+		    canon != NULL ? (size_t)(canon - pass) : strlen(pass);
 		*canon_out = canon != NULL ? canon + 1 : login;
 		*canon_len_out = strlen(*canon_out);
 		return true;
@@ -104,7 +104,7 @@ fake_is_local_domain(void *instance, const char *domain)
 
 static int
 fake_lookup(void *instance, const char *address, struct ptl_pool *pool,
-	    struct ptl_auth_lookup *res, ptl_auth_lookup_fn done, void *arg)
+            struct ptl_auth_lookup *res, ptl_auth_lookup_fn done, void *arg)
 {
 	const char *pass, *canon;
 	size_t pass_len, canon_len;
@@ -112,7 +112,7 @@ fake_lookup(void *instance, const char *address, struct ptl_pool *pool,
 	memset(res, 0, sizeof(*res));
 	res->status = PTL_AUTH_NOTFOUND;
 	if (!fake_find(fake_conf(instance), address, &pass, &pass_len, &canon,
-		       &canon_len))
+	               &canon_len))
 		return PTL_OK;
 	res->users = ptl_palloc(pool, sizeof(*res->users));
 	if (res->users == NULL)
@@ -150,8 +150,8 @@ fake_fire(struct ptl_timer *t, void *arg)
 }
 
 static int
-fake_verify(void *instance, const char *user, const char *password,
-	    size_t len, ptl_auth_verify_fn done, void *arg)
+fake_verify(void *instance, const char *user, const char *password, size_t len,
+            ptl_auth_verify_fn done, void *arg)
 {
 	const struct fake_auth_conf *conf = fake_conf(instance);
 	const char *const *temp = conf->tempfail.items;
@@ -204,33 +204,33 @@ fake_cancel(void *instance, void *arg)
 }
 
 static const struct ptl_auth_methods fake_auth_methods = {
-	.version = PTL_AUTH_VERSION,
-	.is_local_domain = fake_is_local_domain,
-	.lookup = fake_lookup,
-	.verify = fake_verify,
-	.cancel = fake_cancel,
+    .version = PTL_AUTH_VERSION,
+    .is_local_domain = fake_is_local_domain,
+    .lookup = fake_lookup,
+    .verify = fake_verify,
+    .cancel = fake_cancel,
 };
 
 static int
 fake_auth_init_master(struct ptl_instance *inst, struct ptl_error *err)
 {
 	return ptl_service_register(inst, PTL_AUTH_SERVICE, PTL_AUTH_VERSION,
-				    &fake_auth_methods, inst, err);
+	                            &fake_auth_methods, inst, err);
 }
 
 static const struct ptl_service_ref fake_auth_provides[] = {
-	{PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
-	{NULL, 0},
+    {PTL_AUTH_SERVICE, PTL_AUTH_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "pop3_fake_auth",
-	.version = "1.0",
-	.description = "test auth service with users from the config",
-	.license = "MIT",
-	.provides = fake_auth_provides,
-	.conf_keys = fake_auth_keys,
-	.conf_size = sizeof(struct fake_auth_conf),
-	.init_master = fake_auth_init_master,
+    PTL_MODULE_HEADER,
+    .name = "pop3_fake_auth",
+    .version = "1.0",
+    .description = "test auth service with users from the config",
+    .license = "MIT",
+    .provides = fake_auth_provides,
+    .conf_keys = fake_auth_keys,
+    .conf_size = sizeof(struct fake_auth_conf),
+    .init_master = fake_auth_init_master,
 };

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Test module: a tiny "storage" service with failure injection, for POP3 tests. */
+/* Test module: a tiny "storage" service with failure injection, for POP3 tests.
+ */
 
 /*
  * Config: {"dir": "/abs/path"}. A user's mailbox is DIR/USER/; every file
@@ -28,14 +29,14 @@ struct fake_storage_conf {
 };
 
 static const struct ptl_conf_key fake_storage_keys[] = {
-	{
-		.name = "dir",
-		.type = PTL_CONF_STRING,
-		.flags = PTL_CONF_REQUIRED,
-		.offset = offsetof(struct fake_storage_conf, dir),
-		.doc = "directory holding one directory per user",
-	},
-	{NULL},
+    {
+        .name = "dir",
+        .type = PTL_CONF_STRING,
+        .flags = PTL_CONF_REQUIRED,
+        .offset = offsetof(struct fake_storage_conf, dir),
+        .doc = "directory holding one directory per user",
+    },
+    {NULL},
 };
 
 struct ptl_mailbox {
@@ -129,7 +130,7 @@ fake_user_ok(const char *user)
 
 static int
 fake_deliver(void *instance, const struct ptl_storage_delivery *d,
-	     ptl_storage_done_fn done, void *arg)
+             ptl_storage_done_fn done, void *arg)
 {
 	const struct fake_storage_conf *conf = ptl_instance_conf(instance);
 	struct fake_job *j = fake_job_new(FAKE_DELIVER, (void *)done, arg);
@@ -147,7 +148,7 @@ fake_deliver(void *instance, const struct ptl_storage_delivery *d,
 	(void)snprintf(path, sizeof(path), "%s/%s", conf->dir, d->user);
 	(void)mkdir(path, 0700);
 	(void)snprintf(path, sizeof(path), "%s/%s/m%010ld.%06u.%d", conf->dir,
-		       d->user, (long)ptl_wall_time(), ++serial, (int)getpid());
+	               d->user, (long)ptl_wall_time(), ++serial, (int)getpid());
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fake_fail(j, PTL_STORAGE_TEMPFAIL, strerror(errno));
@@ -157,8 +158,8 @@ fake_deliver(void *instance, const struct ptl_storage_delivery *d,
 	    write(fd, d->prefix, d->prefix_len) != (ssize_t)d->prefix_len)
 		fake_fail(j, PTL_STORAGE_TEMPFAIL, "write");
 	while (j->res.status == PTL_STORAGE_OK && off < d->size) {
-		size_t want = d->size - off < sizeof(buf) ? d->size - off
-							  : sizeof(buf);
+		size_t want =
+		    d->size - off < sizeof(buf) ? d->size - off : sizeof(buf);
 		ssize_t n = pread(d->fd, buf, want, (off_t)off);
 
 		if (n <= 0 || write(fd, buf, (size_t)n) != n) {
@@ -255,7 +256,7 @@ fake_list(struct ptl_mailbox *mb, bool bad_uids)
 
 static int
 fake_open(void *instance, const char *user, unsigned flags,
-	  ptl_storage_open_fn done, void *arg)
+          ptl_storage_open_fn done, void *arg)
 {
 	const struct fake_storage_conf *conf = ptl_instance_conf(instance);
 	struct fake_job *j = fake_job_new(FAKE_OPEN, (void *)done, arg);
@@ -290,16 +291,15 @@ fake_open(void *instance, const char *user, unsigned flags,
 	}
 	if (flags & PTL_STORAGE_LOCK) {
 		(void)snprintf(lock, sizeof(lock), "%s/.lock", mb->path);
-		mb->lock_fd =
-			open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		mb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (mb->lock_fd < 0 ||
 		    flock(mb->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 			bool busy = mb->lock_fd >= 0 && errno == EWOULDBLOCK;
 
 			fake_mailbox_free(mb);
-			fake_fail(j, busy ? PTL_STORAGE_LOCKED
-					  : PTL_STORAGE_TEMPFAIL,
-				  busy ? "locked" : "lock");
+			fake_fail(
+			    j, busy ? PTL_STORAGE_LOCKED : PTL_STORAGE_TEMPFAIL,
+			    busy ? "locked" : "lock");
 			return fake_job_submit(j);
 		}
 	}
@@ -326,7 +326,7 @@ fake_message(struct ptl_mailbox *mb, size_t index)
 
 static int
 fake_read(struct ptl_mailbox *mb, size_t index, ptl_storage_read_fn done,
-	  void *arg)
+          void *arg)
 {
 	struct fake_job *j = fake_job_new(FAKE_READ, (void *)done, arg);
 	char p[4096];
@@ -341,7 +341,7 @@ fake_read(struct ptl_mailbox *mb, size_t index, ptl_storage_read_fn done,
 		fake_fail(j, PTL_STORAGE_PERMFAIL, "injected failure");
 	if (j->res.status == PTL_STORAGE_OK) {
 		(void)snprintf(p, sizeof(p), "%s/%s", mb->path,
-			       mb->names[index]);
+		               mb->names[index]);
 		j->fd = open(p, O_RDONLY | O_CLOEXEC);
 		if (j->fd < 0)
 			fake_fail(j, PTL_STORAGE_TEMPFAIL, strerror(errno));
@@ -351,7 +351,7 @@ fake_read(struct ptl_mailbox *mb, size_t index, ptl_storage_read_fn done,
 
 static int
 fake_expunge(struct ptl_mailbox *mb, const size_t *indexes, size_t n,
-	     ptl_storage_done_fn done, void *arg)
+             ptl_storage_done_fn done, void *arg)
 {
 	struct fake_job *j = fake_job_new(FAKE_EXPUNGE, (void *)done, arg);
 	char p[4096];
@@ -367,7 +367,7 @@ fake_expunge(struct ptl_mailbox *mb, const size_t *indexes, size_t n,
 		if (indexes[i] >= mb->count)
 			continue;
 		(void)snprintf(p, sizeof(p), "%s/%s", mb->path,
-			       mb->names[indexes[i]]);
+		               mb->names[indexes[i]]);
 		if (unlink(p) != 0 && errno != ENOENT)
 			fake_fail(j, PTL_STORAGE_TEMPFAIL, strerror(errno));
 	}
@@ -382,44 +382,44 @@ fake_close(struct ptl_mailbox *mb)
 
 static int
 fake_quota(void *instance, const char *user, ptl_storage_quota_fn done,
-	   void *arg)
+           void *arg)
 {
 	return PTL_ERROR;
 }
 
 static const struct ptl_storage_methods fake_storage_methods = {
-	.version = PTL_STORAGE_VERSION,
-	.deliver = fake_deliver,
-	.open = fake_open,
-	.count = fake_count,
-	.message = fake_message,
-	.read = fake_read,
-	.expunge = fake_expunge,
-	.close = fake_close,
-	.quota = fake_quota,
+    .version = PTL_STORAGE_VERSION,
+    .deliver = fake_deliver,
+    .open = fake_open,
+    .count = fake_count,
+    .message = fake_message,
+    .read = fake_read,
+    .expunge = fake_expunge,
+    .close = fake_close,
+    .quota = fake_quota,
 };
 
 static int
 fake_storage_init_master(struct ptl_instance *inst, struct ptl_error *err)
 {
 	return ptl_service_register(inst, PTL_STORAGE_SERVICE,
-				    PTL_STORAGE_VERSION, &fake_storage_methods,
-				    inst, err);
+	                            PTL_STORAGE_VERSION, &fake_storage_methods,
+	                            inst, err);
 }
 
 static const struct ptl_service_ref fake_storage_provides[] = {
-	{PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
-	{NULL, 0},
+    {PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "pop3_fake_storage",
-	.version = "1.0",
-	.description = "test storage service with failure injection",
-	.license = "MIT",
-	.provides = fake_storage_provides,
-	.conf_keys = fake_storage_keys,
-	.conf_size = sizeof(struct fake_storage_conf),
-	.init_master = fake_storage_init_master,
+    PTL_MODULE_HEADER,
+    .name = "pop3_fake_storage",
+    .version = "1.0",
+    .description = "test storage service with failure injection",
+    .license = "MIT",
+    .provides = fake_storage_provides,
+    .conf_keys = fake_storage_keys,
+    .conf_size = sizeof(struct fake_storage_conf),
+    .init_master = fake_storage_init_master,
 };

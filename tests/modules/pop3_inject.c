@@ -22,14 +22,14 @@ struct inject_conf {
 };
 
 static const struct ptl_conf_key inject_keys[] = {
-	{
-		.name = "listen",
-		.type = PTL_CONF_ADDRESS,
-		.flags = PTL_CONF_REQUIRED,
-		.offset = offsetof(struct inject_conf, listen),
-		.doc = "where to listen",
-	},
-	{NULL},
+    {
+        .name = "listen",
+        .type = PTL_CONF_ADDRESS,
+        .flags = PTL_CONF_REQUIRED,
+        .offset = offsetof(struct inject_conf, listen),
+        .doc = "where to listen",
+    },
+    {NULL},
 };
 
 struct inject_session {
@@ -73,8 +73,8 @@ inject_done(const struct ptl_storage_result *res, void *arg)
 		char line[512];
 
 		(void)snprintf(line, sizeof(line), "-ERR %d %s\r\n",
-			       (int)res->status,
-			       res->reason ? res->reason : "");
+		               (int)res->status,
+		               res->reason ? res->reason : "");
 		inject_say(s, line);
 	}
 	ptl_conn_resume(s->conn);
@@ -131,8 +131,8 @@ inject_read(struct inject_session *s)
 
 	while (s->conn != NULL && !s->busy &&
 	       ptl_conn_read_line(s->conn, &line, &len) == PTL_OK) {
-		while (len > 0 && (line[len - 1] == '\n' ||
-				   line[len - 1] == '\r'))
+		while (len > 0 &&
+		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			len--;
 		if (len >= sizeof(copy))
 			len = sizeof(copy) - 1;
@@ -192,18 +192,18 @@ inject_init_master(struct ptl_instance *inst, struct ptl_error *err)
 }
 
 static const struct ptl_service_ref inject_needs[] = {
-	{PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
-	{NULL, 0},
+    {PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "pop3_inject",
-	.version = "1.0",
-	.description = "test helper delivering files through storage",
-	.license = "MIT",
-	.needs = inject_needs,
-	.conf_keys = inject_keys,
-	.conf_size = sizeof(struct inject_conf),
-	.init_master = inject_init_master,
+    PTL_MODULE_HEADER,
+    .name = "pop3_inject",
+    .version = "1.0",
+    .description = "test helper delivering files through storage",
+    .license = "MIT",
+    .needs = inject_needs,
+    .conf_keys = inject_keys,
+    .conf_size = sizeof(struct inject_conf),
+    .init_master = inject_init_master,
 };

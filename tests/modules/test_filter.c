@@ -36,8 +36,8 @@ enum tf_action {
 };
 
 static const char *const tf_action_names[] = {
-	"none",    "continue",   "accept", "reject", "tempfail",
-	"discard", "quarantine", "hang",   "error",  NULL,
+    "none",    "continue",   "accept", "reject", "tempfail",
+    "discard", "quarantine", "hang",   "error",  NULL,
 };
 
 struct tf_hook_conf {
@@ -58,50 +58,72 @@ struct tf_conf {
 };
 
 static const struct ptl_conf_key tf_hook_keys[] = {
-	{.name = "action", .type = PTL_CONF_ENUM, .def = "none",
-	 .offset = offsetof(struct tf_hook_conf, action),
-	 .enum_names = tf_action_names, .doc = "Verdict."},
-	{.name = "code", .type = PTL_CONF_INT, .def = "0", .min = 0, .max = 999,
-	 .offset = offsetof(struct tf_hook_conf, code), .doc = "Reply code."},
-	{.name = "enhanced", .type = PTL_CONF_STRING,
-	 .offset = offsetof(struct tf_hook_conf, enhanced),
-	 .doc = "Enhanced status code."},
-	{.name = "text", .type = PTL_CONF_STRING,
-	 .offset = offsetof(struct tf_hook_conf, text), .doc = "Reply text."},
-	{.name = "match", .type = PTL_CONF_STRING,
-	 .offset = offsetof(struct tf_hook_conf, match),
-	 .doc = "Apply only when this substring is found."},
-	{.name = "delay", .type = PTL_CONF_DURATION, .def = "0",
-	 .offset = offsetof(struct tf_hook_conf, delay),
-	 .doc = "Answer asynchronously after this."},
-	{.name = "header", .type = PTL_CONF_STRING,
-	 .offset = offsetof(struct tf_hook_conf, header),
-	 .doc = "\"Name: value\" to add."},
-	{.name = "folder", .type = PTL_CONF_STRING,
-	 .offset = offsetof(struct tf_hook_conf, folder),
-	 .doc = "Quarantine folder."},
-	{NULL},
+    {.name = "action",
+     .type = PTL_CONF_ENUM,
+     .def = "none",
+     .offset = offsetof(struct tf_hook_conf, action),
+     .enum_names = tf_action_names,
+     .doc = "Verdict."},
+    {.name = "code",
+     .type = PTL_CONF_INT,
+     .def = "0",
+     .min = 0,
+     .max = 999,
+     .offset = offsetof(struct tf_hook_conf, code),
+     .doc = "Reply code."},
+    {.name = "enhanced",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, enhanced),
+     .doc = "Enhanced status code."},
+    {.name = "text",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, text),
+     .doc = "Reply text."},
+    {.name = "match",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, match),
+     .doc = "Apply only when this substring is found."},
+    {.name = "delay",
+     .type = PTL_CONF_DURATION,
+     .def = "0",
+     .offset = offsetof(struct tf_hook_conf, delay),
+     .doc = "Answer asynchronously after this."},
+    {.name = "header",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, header),
+     .doc = "\"Name: value\" to add."},
+    {.name = "folder",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, folder),
+     .doc = "Quarantine folder."},
+    {NULL},
 };
 
-#define TF_HOOK_KEY(n, i)                                                   \
-	{.name = n, .type = PTL_CONF_OBJECT,                                 \
-	 .offset = offsetof(struct tf_conf, hooks) +                         \
-		   (i) * sizeof(struct tf_hook_conf),                        \
-	 .sub = tf_hook_keys, .doc = "Verdict at this hook."}
+#define TF_HOOK_KEY(n, i)                                                      \
+	{                                                                      \
+		.name = n, .type = PTL_CONF_OBJECT,                            \
+		.offset = offsetof(struct tf_conf, hooks) +                    \
+		          (i) * sizeof(struct tf_hook_conf),                   \
+		.sub = tf_hook_keys, .doc = "Verdict at this hook."            \
+	}
 
 static const struct ptl_conf_key tf_keys[] = {
-	TF_HOOK_KEY("connect", PTL_FILTER_CONNECT),
-	TF_HOOK_KEY("helo", PTL_FILTER_HELO),
-	TF_HOOK_KEY("mail", PTL_FILTER_MAIL),
-	TF_HOOK_KEY("rcpt", PTL_FILTER_RCPT),
-	TF_HOOK_KEY("data", PTL_FILTER_DATA),
-	{.name = "timeout", .type = PTL_CONF_DURATION, .def = "0",
-	 .offset = offsetof(struct tf_conf, timeout),
-	 .doc = "Verdict timeout (0: the smtp module's)."},
-	{.name = "fail_open", .type = PTL_CONF_BOOL, .def = "false",
-	 .offset = offsetof(struct tf_conf, fail_open),
-	 .doc = "Continue when the filter fails."},
-	{NULL},
+    TF_HOOK_KEY("connect", PTL_FILTER_CONNECT),
+    TF_HOOK_KEY("helo", PTL_FILTER_HELO),
+    TF_HOOK_KEY("mail", PTL_FILTER_MAIL),
+    TF_HOOK_KEY("rcpt", PTL_FILTER_RCPT),
+    TF_HOOK_KEY("data", PTL_FILTER_DATA),
+    {.name = "timeout",
+     .type = PTL_CONF_DURATION,
+     .def = "0",
+     .offset = offsetof(struct tf_conf, timeout),
+     .doc = "Verdict timeout (0: the smtp module's)."},
+    {.name = "fail_open",
+     .type = PTL_CONF_BOOL,
+     .def = "false",
+     .offset = offsetof(struct tf_conf, fail_open),
+     .doc = "Continue when the filter fails."},
+    {NULL},
 };
 
 /* A verdict prepared from the config. */
@@ -178,7 +200,7 @@ tf_matches(const struct tf_hook_conf *hc, const struct ptl_filter_request *r)
 		break;
 	case PTL_FILTER_DATA:
 		n = pread(r->message_fd, buf, sizeof(buf) - 1,
-			  (off_t)r->message_body_offset);
+		          (off_t)r->message_body_offset);
 		if (n < 0)
 			return false;
 		buf[n] = '\0';
@@ -190,8 +212,8 @@ tf_matches(const struct tf_hook_conf *hc, const struct ptl_filter_request *r)
 
 static int
 tf_check(void *instance, const struct ptl_filter_request *req,
-	 struct ptl_filter_verdict *verdict_out, ptl_filter_done_fn done,
-	 void *arg)
+         struct ptl_filter_verdict *verdict_out, ptl_filter_done_fn done,
+         void *arg)
 {
 	struct tf_state *st = instance;
 	const struct tf_hook_conf *hc = &st->conf->hooks[req->hook];
@@ -241,15 +263,15 @@ tf_cancel(void *instance, void *arg)
 }
 
 static const enum ptl_filter_action tf_actions[] = {
-	[TF_NONE] = PTL_FILTER_CONTINUE,
-	[TF_CONTINUE] = PTL_FILTER_CONTINUE,
-	[TF_ACCEPT] = PTL_FILTER_ACCEPT,
-	[TF_REJECT] = PTL_FILTER_REJECT,
-	[TF_TEMPFAIL] = PTL_FILTER_TEMPFAIL,
-	[TF_DISCARD] = PTL_FILTER_DISCARD,
-	[TF_QUARANTINE] = PTL_FILTER_QUARANTINE,
-	[TF_HANG] = PTL_FILTER_CONTINUE,
-	[TF_ERROR] = PTL_FILTER_CONTINUE,
+    [TF_NONE] = PTL_FILTER_CONTINUE,
+    [TF_CONTINUE] = PTL_FILTER_CONTINUE,
+    [TF_ACCEPT] = PTL_FILTER_ACCEPT,
+    [TF_REJECT] = PTL_FILTER_REJECT,
+    [TF_TEMPFAIL] = PTL_FILTER_TEMPFAIL,
+    [TF_DISCARD] = PTL_FILTER_DISCARD,
+    [TF_QUARANTINE] = PTL_FILTER_QUARANTINE,
+    [TF_HANG] = PTL_FILTER_CONTINUE,
+    [TF_ERROR] = PTL_FILTER_CONTINUE,
 };
 
 static int
@@ -291,7 +313,7 @@ tf_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		colon = strchr(name, ':');
 		if (colon == NULL)
 			return ptl_error_set(err, "header: expected "
-						  "\"Name: value\"");
+			                          "\"Name: value\"");
 		*colon++ = '\0';
 		while (*colon == ' ')
 			colon++;
@@ -301,8 +323,9 @@ tf_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		h->verdict.nheaders = 1;
 	}
 	ptl_instance_set_data(inst, st);
-	return ptl_service_register(inst, PTL_FILTER_SERVICE_PREFIX "test_filter",
-				    PTL_FILTER_VERSION, &st->methods, st, err);
+	return ptl_service_register(inst,
+	                            PTL_FILTER_SERVICE_PREFIX "test_filter",
+	                            PTL_FILTER_VERSION, &st->methods, st, err);
 }
 
 static void
@@ -315,19 +338,19 @@ tf_exit_worker(struct ptl_instance *inst)
 }
 
 static const struct ptl_service_ref tf_provides[] = {
-	{PTL_FILTER_SERVICE_PREFIX "test_filter", PTL_FILTER_VERSION},
-	{NULL, 0},
+    {PTL_FILTER_SERVICE_PREFIX "test_filter", PTL_FILTER_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "test_filter",
-	.version = "0",
-	.description = "test filter with verdicts from the config",
-	.license = "MIT",
-	.provides = tf_provides,
-	.conf_keys = tf_keys,
-	.conf_size = sizeof(struct tf_conf),
-	.init_master = tf_init_master,
-	.exit_worker = tf_exit_worker,
+    PTL_MODULE_HEADER,
+    .name = "test_filter",
+    .version = "0",
+    .description = "test filter with verdicts from the config",
+    .license = "MIT",
+    .provides = tf_provides,
+    .conf_keys = tf_keys,
+    .conf_size = sizeof(struct tf_conf),
+    .init_master = tf_init_master,
+    .exit_worker = tf_exit_worker,
 };

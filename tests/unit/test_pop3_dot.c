@@ -42,8 +42,7 @@ encode(const char *in, size_t len, size_t piece, bool top, uint64_t lines)
 }
 
 static void
-check_all_splits(const char *in, bool top, uint64_t lines,
-		 const char *expect)
+check_all_splits(const char *in, bool top, uint64_t lines, const char *expect)
 {
 	size_t len = strlen(in), piece;
 
@@ -59,7 +58,7 @@ static void
 test_plain_message(void **state)
 {
 	check_all_splits("Subject: x\r\n\r\nhello\r\n", false, 0,
-			 "Subject: x\r\n\r\nhello\r\n.\r\n");
+	                 "Subject: x\r\n\r\nhello\r\n.\r\n");
 }
 
 static void
@@ -72,19 +71,17 @@ static void
 test_dot_stuffing(void **state)
 {
 	check_all_splits(".\r\n..\r\n.x\r\nx.\r\n", false, 0,
-			 "..\r\n...\r\n..x\r\nx.\r\n.\r\n");
+	                 "..\r\n...\r\n..x\r\nx.\r\n.\r\n");
 	/* A dot at the very start, and after a bare LF. */
 	check_all_splits(".a\n.b\n", false, 0, "..a\r\n..b\r\n.\r\n");
 	/* The terminator sequence inside a message never ends it. */
-	check_all_splits("a\r\n.\r\nb\r\n", false, 0,
-			 "a\r\n..\r\nb\r\n.\r\n");
+	check_all_splits("a\r\n.\r\nb\r\n", false, 0, "a\r\n..\r\nb\r\n.\r\n");
 }
 
 static void
 test_bare_lf_and_cr(void **state)
 {
-	check_all_splits("a\nb\n\nc\n", false, 0,
-			 "a\r\nb\r\n\r\nc\r\n.\r\n");
+	check_all_splits("a\nb\n\nc\n", false, 0, "a\r\nb\r\n\r\nc\r\n.\r\n");
 	/* A CR not before LF stays as it is. */
 	check_all_splits("a\rb\r\n", false, 0, "a\rb\r\n.\r\n");
 	/* Mixed endings. */
@@ -107,20 +104,19 @@ test_top(void **state)
 	check_all_splits(msg, true, 0, "A: 1\r\nB: 2\r\n\r\n.\r\n");
 	check_all_splits(msg, true, 1, "A: 1\r\nB: 2\r\n\r\nl1\r\n.\r\n");
 	check_all_splits(msg, true, 2,
-			 "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n.\r\n");
+	                 "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n.\r\n");
 	check_all_splits(msg, true, 3,
-			 "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n");
+	                 "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n");
 	check_all_splits(msg, true, 100,
-			 "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n");
+	                 "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n");
 	/* Bare LF header end. */
 	check_all_splits("A: 1\n\nbody\nmore\n", true, 1,
-			 "A: 1\r\n\r\nbody\r\n.\r\n");
+	                 "A: 1\r\n\r\nbody\r\n.\r\n");
 	/* No body at all. */
-	check_all_splits("A: 1\r\nB: 2\r\n", true, 5,
-			 "A: 1\r\nB: 2\r\n.\r\n");
+	check_all_splits("A: 1\r\nB: 2\r\n", true, 5, "A: 1\r\nB: 2\r\n.\r\n");
 	/* A line of spaces does not end the header. */
 	check_all_splits("A: 1\r\n \r\nB: 2\r\n\r\nx\r\n", true, 0,
-			 "A: 1\r\n \r\nB: 2\r\n\r\n.\r\n");
+	                 "A: 1\r\n \r\nB: 2\r\n\r\n.\r\n");
 }
 
 /* Worst case growth: every octet doubles. Encoding in place, output
@@ -151,13 +147,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_message),
-		cmocka_unit_test(test_empty_message),
-		cmocka_unit_test(test_dot_stuffing),
-		cmocka_unit_test(test_bare_lf_and_cr),
-		cmocka_unit_test(test_missing_final_newline),
-		cmocka_unit_test(test_top),
-		cmocka_unit_test(test_worst_case_in_place),
+	    cmocka_unit_test(test_plain_message),
+	    cmocka_unit_test(test_empty_message),
+	    cmocka_unit_test(test_dot_stuffing),
+	    cmocka_unit_test(test_bare_lf_and_cr),
+	    cmocka_unit_test(test_missing_final_newline),
+	    cmocka_unit_test(test_top),
+	    cmocka_unit_test(test_worst_case_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

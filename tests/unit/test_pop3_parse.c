@@ -69,7 +69,7 @@ test_simple_commands(void **state)
 
 	/* PASS keeps spaces: the argument is the rest of the line. */
 	assert_int_equal(feed_all(&f->p, "PASS a b  c \r\n", 14, &used),
-			 PTL_OK);
+	                 PTL_OK);
 	assert_string_equal(f->p.args, "a b  c ");
 }
 
@@ -102,11 +102,11 @@ test_byte_by_byte(void **state)
 
 	for (i = 0; i + 1 < len; i++) {
 		assert_int_equal(pop3_parse_feed(&f->p, in + i, 1, &used),
-				 PTL_AGAIN);
+		                 PTL_AGAIN);
 		assert_int_equal(used, 1);
 	}
 	assert_int_equal(pop3_parse_feed(&f->p, in + len - 1, 1, &used),
-			 PTL_OK);
+	                 PTL_OK);
 	assert_string_equal(f->p.verb, "UIDL");
 	assert_string_equal(f->p.args, "7");
 }
@@ -116,14 +116,14 @@ test_bad_verbs(void **state)
 {
 	struct parse_fixture *f = *state;
 	static const char *const bad[] = {
-		"\r\n",        "STATS\r\n", "ST4T\r\n", " STAT\r\n",
-		"\xc3\xa9t\r\n", "?\r\n",
+	    "\r\n",      "STATS\r\n",     "ST4T\r\n",
+	    " STAT\r\n", "\xc3\xa9t\r\n", "?\r\n",
 	};
 	size_t i, used;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(feed_all(&f->p, bad[i], strlen(bad[i]), &used),
-				 PTL_DECLINED);
+		                 PTL_DECLINED);
 		assert_int_equal(used, strlen(bad[i]));
 		assert_int_equal(f->p.error, POP3_PARSE_BAD_VERB);
 	}
@@ -138,19 +138,18 @@ test_nul_and_controls(void **state)
 	size_t used;
 
 	assert_int_equal(feed_all(&f->p, "USER a\0b\r\n", 10, &used),
-			 PTL_DECLINED);
+	                 PTL_DECLINED);
 	assert_int_equal(used, 10);
 	assert_int_equal(f->p.error, POP3_PARSE_NUL);
-	assert_int_equal(feed_all(&f->p, "US\0ER\r\n", 7, &used),
-			 PTL_DECLINED);
+	assert_int_equal(feed_all(&f->p, "US\0ER\r\n", 7, &used), PTL_DECLINED);
 	assert_int_equal(f->p.error, POP3_PARSE_NUL);
 	/* A CR inside a line. */
 	assert_int_equal(feed_all(&f->p, "USER a\rQUIT\r\n", 13, &used),
-			 PTL_DECLINED);
+	                 PTL_DECLINED);
 	assert_int_equal(used, 13);
 	assert_int_equal(f->p.error, POP3_PARSE_BAD_CHAR);
 	assert_int_equal(feed_all(&f->p, "USER a\tb\r\n", 10, &used),
-			 PTL_DECLINED);
+	                 PTL_DECLINED);
 	assert_int_equal(f->p.error, POP3_PARSE_BAD_CHAR);
 	assert_int_equal(feed_all(&f->p, "QUIT\r\n", 6, &used), PTL_OK);
 }
@@ -283,24 +282,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_simple_commands, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_pipelined_lines, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_byte_by_byte, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bad_verbs, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_nul_and_controls, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_line_limit, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_huge_line, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_line_mode, setup,
-						teardown),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_args_split),
+	    cmocka_unit_test_setup_teardown(test_simple_commands, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelined_lines, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_verbs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nul_and_controls, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_line_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_huge_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_line_mode, setup, teardown),
+	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_args_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

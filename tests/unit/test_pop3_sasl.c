@@ -40,7 +40,7 @@ test_base64_good(void **state)
 	assert_int_equal(out[2], 0xbf);
 	/* "\0user\0pass" */
 	assert_int_equal(decode("AHVzZXIAcGFzcw==", out, sizeof(out), &n),
-			 PTL_OK);
+	                 PTL_OK);
 	assert_int_equal(n, 10);
 	assert_memory_equal(out, "\0user\0pass", 10);
 }
@@ -49,20 +49,16 @@ static void
 test_base64_bad(void **state)
 {
 	static const char *const bad[] = {
-		"Zg",       /* missing padding */
-		"Zg=",      /* short */
-		"Zh==",     /* unused bits set */
-		"Zm9=",     /* unused bits set */
-		"Zg==Zg==", /* data after padding */
-		"Z===",     /* too much padding */
-		"====",
-		"Zm 9v",    /* whitespace */
-		"Zm9v\r\n", /* line end */
-		"Zm-v",     /* URL alphabet */
-		"Zm_v",
-		"Zm9v=",
-		"=Zm9",
-		"Z=g=",
+	    "Zg",                /* missing padding */
+	    "Zg=",               /* short */
+	    "Zh==",              /* unused bits set */
+	    "Zm9=",              /* unused bits set */
+	    "Zg==Zg==",          /* data after padding */
+	    "Z===",              /* too much padding */
+	    "====",     "Zm 9v", /* whitespace */
+	    "Zm9v\r\n",          /* line end */
+	    "Zm-v",              /* URL alphabet */
+	    "Zm_v",     "Zm9v=", "=Zm9", "Z=g=",
 	};
 	unsigned char out[64];
 	size_t i, n;
@@ -139,10 +135,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_base64_good),
-		cmocka_unit_test(test_base64_bad),
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_user_names),
+	    cmocka_unit_test(test_base64_good),
+	    cmocka_unit_test(test_base64_bad),
+	    cmocka_unit_test(test_plain),
+	    cmocka_unit_test(test_user_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,10 +44,8 @@ test_ipv6_prefix(void **state)
 	assert_int_equal(pop3_throttle_count(t, "2001:db8:1:3::1", 10), 0);
 	/* A v4-mapped address counts with its IPv4 form. */
 	assert_int_equal(pop3_throttle_add(t, "198.51.100.9", 10), 1);
-	assert_int_equal(pop3_throttle_count(t, "::ffff:198.51.100.9", 10),
-			 1);
-	assert_int_equal(pop3_throttle_count(t, "::ffff:198.51.100.8", 10),
-			 0);
+	assert_int_equal(pop3_throttle_count(t, "::ffff:198.51.100.9", 10), 1);
+	assert_int_equal(pop3_throttle_count(t, "::ffff:198.51.100.8", 10), 0);
 	pop3_throttle_free(t);
 }
 
@@ -62,13 +60,13 @@ test_bounded(void **state)
 	assert_non_null(t);
 	for (i = 0; i < 10000; i++) {
 		(void)snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16,
-			       (i >> 8) & 255, i & 255);
+		               (i >> 8) & 255, i & 255);
 		assert_int_equal(pop3_throttle_add(t, ip, 100 + i), 1);
 	}
 	/* The most recent ones are still there. */
 	for (i = 9990; i < 10000; i++) {
 		(void)snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16,
-			       (i >> 8) & 255, i & 255);
+		               (i >> 8) & 255, i & 255);
 		found += pop3_throttle_count(t, ip, 20000);
 	}
 	assert_int_equal(found, 10);
@@ -132,11 +130,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_counts_and_window),
-		cmocka_unit_test(test_ipv6_prefix),
-		cmocka_unit_test(test_bounded),
-		cmocka_unit_test(test_delay),
-		cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_counts_and_window),
+	    cmocka_unit_test(test_ipv6_prefix),
+	    cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_delay),
+	    cmocka_unit_test(test_cidr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

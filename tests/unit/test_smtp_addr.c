@@ -46,7 +46,7 @@ parse(void **state, const char *in, unsigned flags, struct smtp_addr *a,
 	size_t dummy;
 
 	return smtp_addr_parse(in, strlen(in), flags, fx->pool, a,
-			       used != NULL ? used : &dummy);
+	                       used != NULL ? used : &dummy);
 }
 
 static void
@@ -62,7 +62,7 @@ expect(void **state, const char *in, unsigned flags, const char *address)
 
 static void
 expect_error(void **state, const char *in, unsigned flags,
-	     enum smtp_addr_error e)
+             enum smtp_addr_error e)
 {
 	struct smtp_addr a;
 
@@ -95,13 +95,13 @@ test_null_and_postmaster(void **state)
 	struct smtp_addr a;
 
 	assert_int_equal(parse(state, "<>", SMTP_ADDR_NULL_OK, &a, NULL),
-			 SMTP_ADDR_OK);
+	                 SMTP_ADDR_OK);
 	assert_true(a.is_null);
 	assert_string_equal(a.address, "");
 	expect_error(state, "<>", 0, SMTP_ADDR_SYNTAX);
-	assert_int_equal(parse(state, "<Postmaster>", SMTP_ADDR_POSTMASTER_OK,
-			       &a, NULL),
-			 SMTP_ADDR_OK);
+	assert_int_equal(
+	    parse(state, "<Postmaster>", SMTP_ADDR_POSTMASTER_OK, &a, NULL),
+	    SMTP_ADDR_OK);
 	assert_true(a.is_postmaster);
 	expect_error(state, "<postmaster>", 0, SMTP_ADDR_SYNTAX);
 	expect_error(state, "<bob>", SMTP_ADDR_POSTMASTER_OK, SMTP_ADDR_SYNTAX);
@@ -114,11 +114,11 @@ test_params_follow(void **state)
 	size_t used;
 
 	assert_int_equal(parse(state, "<a@b.c> SIZE=10", 0, &a, &used),
-			 SMTP_ADDR_OK);
+	                 SMTP_ADDR_OK);
 	assert_int_equal(used, 7);
 	/* '>' inside quotes does not end the path. */
 	assert_int_equal(parse(state, "<\"a>b\"@c.d> X", 0, &a, &used),
-			 SMTP_ADDR_OK);
+	                 SMTP_ADDR_OK);
 	assert_int_equal(used, 11);
 	assert_string_equal(a.address, "\"a>b\"@c.d");
 }
@@ -136,9 +136,9 @@ test_quoted(void **state)
 	       "\"a\\\"b\"@example.test");
 	expect(state, "<\"a\\\\b\"@x.y>", 0, "\"a\\\\b\"@x.y");
 	/* Relay trick: the quoted local part holds a whole address. */
-	assert_int_equal(parse(state, "<\"user@remote.test\"@local.test>", 0,
-			       &a, NULL),
-			 SMTP_ADDR_OK);
+	assert_int_equal(
+	    parse(state, "<\"user@remote.test\"@local.test>", 0, &a, NULL),
+	    SMTP_ADDR_OK);
 	assert_true(a.routing_chars);
 	assert_string_equal(a.domain, "local.test");
 	expect_error(state, "<\"unterminated@x.y>", 0, SMTP_ADDR_SYNTAX);
@@ -151,19 +151,19 @@ test_relay_tricks(void **state)
 {
 	struct smtp_addr a;
 
-	assert_int_equal(parse(state, "<user%remote.test@local.test>", 0, &a,
-			       NULL),
-			 SMTP_ADDR_OK);
+	assert_int_equal(
+	    parse(state, "<user%remote.test@local.test>", 0, &a, NULL),
+	    SMTP_ADDR_OK);
 	assert_true(a.routing_chars);
 	assert_string_equal(a.domain, "local.test");
-	assert_int_equal(parse(state, "<remote.test!user@local.test>", 0, &a,
-			       NULL),
-			 SMTP_ADDR_OK);
+	assert_int_equal(
+	    parse(state, "<remote.test!user@local.test>", 0, &a, NULL),
+	    SMTP_ADDR_OK);
 	assert_true(a.routing_chars);
 	/* Source route: checked, ignored; the mailbox is what counts. */
-	assert_int_equal(parse(state, "<@local.test:user@remote.test>", 0, &a,
-			       NULL),
-			 SMTP_ADDR_OK);
+	assert_int_equal(
+	    parse(state, "<@local.test:user@remote.test>", 0, &a, NULL),
+	    SMTP_ADDR_OK);
 	assert_string_equal(a.address, "user@remote.test");
 	assert_string_equal(a.domain, "remote.test");
 	expect(state, "<@a.test,@b.test:user@c.test>", 0, "user@c.test");
@@ -181,7 +181,7 @@ test_literals(void **state)
 	struct smtp_addr a;
 
 	assert_int_equal(parse(state, "<user@[127.0.0.1]>", 0, &a, NULL),
-			 SMTP_ADDR_OK);
+	                 SMTP_ADDR_OK);
 	assert_true(a.is_literal);
 	assert_string_equal(a.domain, "[127.0.0.1]");
 	expect(state, "<u@[IPv6:0:0::1]>", 0, "u@[IPv6:::1]");
@@ -198,11 +198,11 @@ static void
 test_syntax_errors(void **state)
 {
 	static const char *const bad[] = {
-		"", "<", "a@b.c", "<a@b.c", "<;sleep 66;>", "<a@>", "<@b.c>",
-		"<a@b..c>", "<.a@b.c>", "<a.@b.c>", "<a..b@c.d>", "<a@-b.c>",
-		"<a@b-.c>", "<a b@c.d>", "<a@b c>", "<a@b.c\r>", "<a\0b@c.d>",
-		"<a@@b.c>", "<a@b.c>>x", "<a(b)@c.d>", "< a@b.c>", "<a@b_c.d>",
-		NULL,
+	    "",           "<",          "a@b.c",    "<a@b.c",    "<;sleep 66;>",
+	    "<a@>",       "<@b.c>",     "<a@b..c>", "<.a@b.c>",  "<a.@b.c>",
+	    "<a..b@c.d>", "<a@-b.c>",   "<a@b-.c>", "<a b@c.d>", "<a@b c>",
+	    "<a@b.c\r>",  "<a\0b@c.d>", "<a@@b.c>", "<a@b.c>>x", "<a(b)@c.d>",
+	    "< a@b.c>",   "<a@b_c.d>",  NULL,
 	};
 	struct smtp_addr a;
 	size_t i, used;
@@ -221,9 +221,9 @@ test_syntax_errors(void **state)
 	}
 	/* NUL inside: length-delimited input. */
 	assert_int_equal(smtp_addr_parse("<a\0b@c.d>", 9, 0,
-					 ((struct addr_fixture *)*state)->pool,
-					 &a, &used),
-			 SMTP_ADDR_SYNTAX);
+	                                 ((struct addr_fixture *)*state)->pool,
+	                                 &a, &used),
+	                 SMTP_ADDR_SYNTAX);
 }
 
 static void
@@ -252,19 +252,21 @@ test_limits(void **state)
 	/* Local part 64, domain 190: a path of 257 octets. */
 	memset(local, 'c', 60);
 	local[60] = '\0';
-	snprintf(in, sizeof(in), "<%.64s@%s.%s.%s.ab.test>",
-		 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
-		 local, local, local);
+	snprintf(
+	    in, sizeof(in), "<%.64s@%s.%s.%s.ab.test>",
+	    "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+	    local, local, local);
 	assert_int_equal(parse(state, in, 0, &a, NULL), SMTP_ADDR_TOO_LONG);
-	snprintf(in, sizeof(in), "<%.63s@%s.%s.%s.ab.test>",
-		 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
-		 local, local, local);
+	snprintf(
+	    in, sizeof(in), "<%.63s@%s.%s.%s.ab.test>",
+	    "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+	    local, local, local);
 	assert_int_equal(parse(state, in, 0, &a, NULL), SMTP_ADDR_OK);
 	/* A domain over 255 octets (four labels of 63). */
 	memset(local, 'e', 63);
 	local[63] = '\0';
 	snprintf(in, sizeof(in), "<a@%s.%s.%s.%s.test>", local, local, local,
-		 local);
+	         local);
 	assert_int_equal(parse(state, in, 0, &a, NULL), SMTP_ADDR_TOO_LONG);
 }
 
@@ -274,22 +276,22 @@ test_utf8(void **state)
 	struct smtp_addr a;
 
 	expect_error(state, "<j\xc3\xb6rg@example.test>", 0,
-		     SMTP_ADDR_NON_ASCII);
+	             SMTP_ADDR_NON_ASCII);
 	assert_int_equal(parse(state, "<j\xc3\xb6rg@example.test>",
-			       SMTP_ADDR_UTF8_OK, &a, NULL),
-			 SMTP_ADDR_OK);
+	                       SMTP_ADDR_UTF8_OK, &a, NULL),
+	                 SMTP_ADDR_OK);
 	assert_true(a.utf8);
 	assert_int_equal(parse(state, "<a@b\xc3\xbc\x63her.test>",
-			       SMTP_ADDR_UTF8_OK, &a, NULL),
-			 SMTP_ADDR_OK);
+	                       SMTP_ADDR_UTF8_OK, &a, NULL),
+	                 SMTP_ADDR_OK);
 	assert_true(a.utf8);
 	/* Malformed UTF-8 is a syntax error, SMTPUTF8 or not. */
 	expect_error(state, "<j\xc3rg@example.test>", SMTP_ADDR_UTF8_OK,
-		     SMTP_ADDR_SYNTAX);
+	             SMTP_ADDR_SYNTAX);
 	expect_error(state, "<j\xc0\xafrg@example.test>", SMTP_ADDR_UTF8_OK,
-		     SMTP_ADDR_SYNTAX);
+	             SMTP_ADDR_SYNTAX);
 	expect_error(state, "<j\xed\xa0\x80@example.test>", SMTP_ADDR_UTF8_OK,
-		     SMTP_ADDR_SYNTAX);
+	             SMTP_ADDR_SYNTAX);
 }
 
 static void
@@ -308,16 +310,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_null_and_postmaster),
-		cmocka_unit_test(test_params_follow),
-		cmocka_unit_test(test_quoted),
-		cmocka_unit_test(test_relay_tricks),
-		cmocka_unit_test(test_literals),
-		cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_domain_normalize),
+	    cmocka_unit_test(test_plain),
+	    cmocka_unit_test(test_null_and_postmaster),
+	    cmocka_unit_test(test_params_follow),
+	    cmocka_unit_test(test_quoted),
+	    cmocka_unit_test(test_relay_tricks),
+	    cmocka_unit_test(test_literals),
+	    cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_domain_normalize),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

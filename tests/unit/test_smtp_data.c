@@ -16,8 +16,8 @@
 
 /* Result of scanning a whole input. */
 struct scan_result {
-	int rc;            /* PTL_DONE or PTL_AGAIN */
-	size_t consumed;   /* input bytes used */
+	int rc;          /* PTL_DONE or PTL_AGAIN */
+	size_t consumed; /* input bytes used */
 	char out[4096];
 	size_t out_len;
 	unsigned flags;
@@ -36,7 +36,7 @@ scan_init(struct smtp_data_scan *s, bool dot_mode)
 /* Feed @in in pieces of @step bytes (1 = byte by byte) until DONE. */
 static void
 scan_all(struct smtp_data_scan *s, const char *in, size_t len, size_t step,
-	 struct scan_result *r)
+         struct scan_result *r)
 {
 	size_t off = 0, n, out_len, used;
 	int rc = PTL_AGAIN;
@@ -45,7 +45,7 @@ scan_all(struct smtp_data_scan *s, const char *in, size_t len, size_t step,
 	while (off < len) {
 		n = len - off < step ? len - off : step;
 		rc = smtp_data_scan(s, in + off, n, r->out + r->out_len,
-				    &out_len, &used);
+		                    &out_len, &used);
 		assert_true(r->out_len + out_len <= sizeof(r->out));
 		r->out_len += out_len;
 		off += used;
@@ -60,7 +60,7 @@ scan_all(struct smtp_data_scan *s, const char *in, size_t len, size_t step,
 
 static void
 check_whole_and_split(const char *in, size_t len, bool dot_mode,
-		      struct scan_result *whole)
+                      struct scan_result *whole)
 {
 	struct smtp_data_scan s;
 	struct scan_result r;
@@ -88,9 +88,10 @@ test_simple_message(void **state)
 	struct scan_result r;
 
 	check_whole_and_split(S("Subject: x\r\n\r\nhello\r\n.\r\nQUIT\r\n"),
-			      true, &r);
+	                      true, &r);
 	assert_int_equal(r.rc, PTL_DONE);
-	assert_int_equal(r.consumed, strlen("Subject: x\r\n\r\nhello\r\n.\r\n"));
+	assert_int_equal(r.consumed,
+	                 strlen("Subject: x\r\n\r\nhello\r\n.\r\n"));
 	assert_int_equal(r.out_len, strlen("Subject: x\r\n\r\nhello\r\n"));
 	assert_memory_equal(r.out, "Subject: x\r\n\r\nhello\r\n", r.out_len);
 	assert_int_equal(r.flags, 0);
@@ -114,7 +115,7 @@ test_dot_unstuffing(void **state)
 	struct scan_result r;
 
 	check_whole_and_split(S("..\r\n..x\r\n.y\r\na.b\r\n...\r\n.\r\n"), true,
-			      &r);
+	                      &r);
 	assert_int_equal(r.rc, PTL_DONE);
 	assert_int_equal(r.out_len, strlen(".\r\n.x\r\ny\r\na.b\r\n..\r\n"));
 	assert_memory_equal(r.out, ".\r\n.x\r\ny\r\na.b\r\n..\r\n", r.out_len);
@@ -132,12 +133,12 @@ check_smuggle(const char *variant, unsigned want_flag)
 	char in[512];
 	struct scan_result r;
 	const char *spoof = "MAIL FROM:<ceo@example.test>\r\n"
-			    "RCPT TO:<victim@example.test>\r\nDATA\r\n"
-			    "Subject: spoofed\r\n\r\nhi\r\n";
+	                    "RCPT TO:<victim@example.test>\r\nDATA\r\n"
+	                    "Subject: spoofed\r\n\r\nhi\r\n";
 	int n;
 
 	n = snprintf(in, sizeof(in), "Subject: first\r\n\r\nbody%s%s.\r\n",
-		     variant, spoof);
+	             variant, spoof);
 	assert_true(n > 0 && (size_t)n < sizeof(in));
 	check_whole_and_split(in, (size_t)n, true, &r);
 	assert_int_equal(r.rc, PTL_DONE);
@@ -173,7 +174,7 @@ test_real_end_after_bare_cr(void **state)
 	struct scan_result r;
 
 	check_whole_and_split(S("body\r\r\n.\r\nMAIL FROM:<a@b.c>\r\n"), true,
-			      &r);
+	                      &r);
 	assert_int_equal(r.rc, PTL_DONE);
 	assert_int_equal(r.consumed, strlen("body\r\r\n.\r\n"));
 	assert_int_equal(r.flags, SMTP_DATA_BARE_CR);
@@ -297,17 +298,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_simple_message),
-		cmocka_unit_test(test_empty_message),
-		cmocka_unit_test(test_dot_unstuffing),
-		cmocka_unit_test(test_smuggling_variants),
-		cmocka_unit_test(test_real_end_after_bare_cr),
-		cmocka_unit_test(test_bare_lf_only_end),
-		cmocka_unit_test(test_dot_cr_then_stuff),
-		cmocka_unit_test(test_long_line),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_bdat_mode),
-		cmocka_unit_test(test_binary_bytes_kept),
+	    cmocka_unit_test(test_simple_message),
+	    cmocka_unit_test(test_empty_message),
+	    cmocka_unit_test(test_dot_unstuffing),
+	    cmocka_unit_test(test_smuggling_variants),
+	    cmocka_unit_test(test_real_end_after_bare_cr),
+	    cmocka_unit_test(test_bare_lf_only_end),
+	    cmocka_unit_test(test_dot_cr_then_stuff),
+	    cmocka_unit_test(test_long_line),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_bdat_mode),
+	    cmocka_unit_test(test_binary_bytes_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

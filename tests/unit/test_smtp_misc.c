@@ -20,17 +20,17 @@ static void
 test_protocol(void **state)
 {
 	assert_string_equal(smtp_received_protocol(false, true, true, true),
-			    "SMTP");
+	                    "SMTP");
 	assert_string_equal(smtp_received_protocol(true, false, false, false),
-			    "ESMTP");
+	                    "ESMTP");
 	assert_string_equal(smtp_received_protocol(true, true, false, false),
-			    "ESMTPS");
+	                    "ESMTPS");
 	assert_string_equal(smtp_received_protocol(true, false, true, false),
-			    "ESMTPA");
+	                    "ESMTPA");
 	assert_string_equal(smtp_received_protocol(true, true, true, false),
-			    "ESMTPSA");
+	                    "ESMTPSA");
 	assert_string_equal(smtp_received_protocol(true, true, true, true),
-			    "UTF8SMTPSA");
+	                    "UTF8SMTPSA");
 }
 
 static void
@@ -75,7 +75,7 @@ assert_one_header(const char *h, size_t len)
 			assert_true(i > 0 && h[i - 1] == '\r');
 		} else {
 			assert_true((unsigned char)h[i] >= 0x20 ||
-				    h[i] == '\t');
+			            h[i] == '\t');
 		}
 	}
 }
@@ -101,11 +101,11 @@ test_received(void **state)
 	assert_int_not_equal(n, 0);
 	assert_one_header(out, n);
 	assert_non_null(strstr(out, "Received: from client.example.test "
-				    "([192.0.2.7])\r\n"));
+	                            "([192.0.2.7])\r\n"));
 	assert_non_null(strstr(out, "\tby mx.example.test (Petrel) with "
-				    "ESMTPS id ABC123\r\n"));
+	                            "ESMTPS id ABC123\r\n"));
 	assert_non_null(strstr(out, "(using TLSv1.3 with cipher "
-				    "TLS_AES_256_GCM_SHA384)"));
+	                            "TLS_AES_256_GCM_SHA384)"));
 	assert_non_null(strstr(out, "for <bob@example.test>; "));
 
 	/* SECURITY.md #5: a hostile HELO stays inside one header. */
@@ -190,17 +190,17 @@ test_authfail(void **state)
 	assert_int_equal(smtp_authfail_count(t, "192.0.2.1", 3000), 2);
 	assert_int_equal(smtp_authfail_count(t, "192.0.2.2", 3000), 0);
 	/* Forgotten after the window. */
-	assert_int_equal(smtp_authfail_count(t, "192.0.2.1",
-					     2000 + SMTP_AUTHFAIL_WINDOW_MS +
-						     1),
-			 0);
+	assert_int_equal(
+	    smtp_authfail_count(t, "192.0.2.1",
+	                        2000 + SMTP_AUTHFAIL_WINDOW_MS + 1),
+	    0);
 	assert_int_equal(smtp_authfail_add(t, "192.0.2.1", 5000), 1);
 	smtp_authfail_clear(t, "192.0.2.1");
 	assert_int_equal(smtp_authfail_count(t, "192.0.2.1", 5000), 0);
 	/* Many addresses: the table stays bounded and still answers. */
 	for (i = 0; i < 10 * SMTP_AUTHFAIL_SLOTS; i++) {
 		snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255,
-			 (i >> 8) & 255, i & 255);
+		         (i >> 8) & 255, i & 255);
 		(void)smtp_authfail_add(t, ip, 10000 + i);
 	}
 	assert_int_equal(smtp_authfail_add(t, "192.0.2.9", 900000), 1);
@@ -212,12 +212,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_protocol),
-		cmocka_unit_test(test_escape),
-		cmocka_unit_test(test_received),
-		cmocka_unit_test(test_date),
-		cmocka_unit_test(test_cidr),
-		cmocka_unit_test(test_authfail),
+	    cmocka_unit_test(test_protocol), cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_received), cmocka_unit_test(test_date),
+	    cmocka_unit_test(test_cidr),     cmocka_unit_test(test_authfail),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,10 +45,11 @@ test_mail_ok(void **state)
 
 	assert_int_equal(mail(state, "", &p), SMTP_PARAMS_OK);
 	assert_false(p.has_size);
-	assert_int_equal(mail(state, " SIZE=1000 body=8bitmime SMTPUTF8 "
-				     "RET=HDRS ENVID=QQ+2Bx AUTH=<>",
-			      &p),
-			 SMTP_PARAMS_OK);
+	assert_int_equal(mail(state,
+	                      " SIZE=1000 body=8bitmime SMTPUTF8 "
+	                      "RET=HDRS ENVID=QQ+2Bx AUTH=<>",
+	                      &p),
+	                 SMTP_PARAMS_OK);
 	assert_true(p.has_size);
 	assert_int_equal(p.size, 1000);
 	assert_int_equal(p.body, SMTP_BODY_8BITMIME);
@@ -59,7 +60,7 @@ test_mail_ok(void **state)
 	assert_int_equal(mail(state, "BODY=BINARYMIME", &p), SMTP_PARAMS_OK);
 	assert_int_equal(p.body, SMTP_BODY_BINARYMIME);
 	assert_int_equal(mail(state, "SIZE=18446744073709551615", &p),
-			 SMTP_PARAMS_OK);
+	                 SMTP_PARAMS_OK);
 	assert_int_equal(p.size, UINT64_MAX);
 }
 
@@ -73,8 +74,12 @@ test_mail_errors(void **state)
 	assert_int_equal(mail(state, "SIZE", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "SIZE=", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "SIZE=-1", &p), SMTP_PARAMS_SYNTAX);
-	assert_int_equal(mail(state, "SIZE=18446744073709551616", &p),
-			 SMTP_PARAMS_SYNTAX);
+	/* 20 digits are valid (RFC 1870) and saturate; 21 are not. */
+	assert_int_equal(mail(state, "SIZE=99999999999999999999", &p),
+	                 SMTP_PARAMS_OK);
+	assert_int_equal(p.size, UINT64_MAX);
+	assert_int_equal(mail(state, "SIZE=100000000000000000000", &p),
+	                 SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "SIZE=1 SIZE=2", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "BODY=9BIT", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "SMTPUTF8=yes", &p), SMTP_PARAMS_SYNTAX);
@@ -88,7 +93,7 @@ test_mail_errors(void **state)
 	assert_int_equal(mail(state, "-X=1", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "SIZE=1\x7f", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(mail(state, "BODY=8BITMIME\xc3\xa4", &p),
-			 SMTP_PARAMS_SYNTAX);
+	                 SMTP_PARAMS_SYNTAX);
 }
 
 static void
@@ -113,29 +118,30 @@ test_rcpt(void **state)
 
 	assert_int_equal(rcpt(state, "", &p), SMTP_PARAMS_OK);
 	assert_int_equal(p.notify, 0);
-	assert_int_equal(rcpt(state, " NOTIFY=SUCCESS,failure,DELAY "
-				     "ORCPT=rfc822;bob+40example.test",
-			      &p),
-			 SMTP_PARAMS_OK);
+	assert_int_equal(rcpt(state,
+	                      " NOTIFY=SUCCESS,failure,DELAY "
+	                      "ORCPT=rfc822;bob+40example.test",
+	                      &p),
+	                 SMTP_PARAMS_OK);
 	assert_int_equal(p.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE |
-					   SMTP_NOTIFY_DELAY);
+	                               SMTP_NOTIFY_DELAY);
 	assert_string_equal(p.orcpt_type, "rfc822");
 	assert_string_equal(p.orcpt, "bob@example.test");
 	assert_int_equal(rcpt(state, "NOTIFY=NEVER", &p), SMTP_PARAMS_OK);
 	assert_int_equal(p.notify, SMTP_NOTIFY_NEVER);
 
 	assert_int_equal(rcpt(state, "NOTIFY=NEVER,DELAY", &p),
-			 SMTP_PARAMS_SYNTAX);
+	                 SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "NOTIFY=DELAY,DELAY", &p),
-			 SMTP_PARAMS_SYNTAX);
+	                 SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "NOTIFY=DELAY,", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "NOTIFY=SOMETIMES", &p),
-			 SMTP_PARAMS_SYNTAX);
+	                 SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "ORCPT=rfc822", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "ORCPT=;x", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "ORCPT=rfc822;", &p), SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "ORCPT=rfc822;a ORCPT=rfc822;b", &p),
-			 SMTP_PARAMS_SYNTAX);
+	                 SMTP_PARAMS_SYNTAX);
 	assert_int_equal(rcpt(state, "SIZE=10", &p), SMTP_PARAMS_UNKNOWN);
 }
 
@@ -160,11 +166,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mail_ok),
-		cmocka_unit_test(test_mail_errors),
-		cmocka_unit_test(test_envid_length),
-		cmocka_unit_test(test_rcpt),
-		cmocka_unit_test(test_xtext),
+	    cmocka_unit_test(test_mail_ok),
+	    cmocka_unit_test(test_mail_errors),
+	    cmocka_unit_test(test_envid_length),
+	    cmocka_unit_test(test_rcpt),
+	    cmocka_unit_test(test_xtext),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -56,7 +56,7 @@ test_split_errors(void **state)
 	assert_int_equal(split("RSET\rQUIT\r\n", &cl), PTL_ERROR);
 	assert_int_equal(split("NOOP a\r\r\n", &cl), PTL_ERROR);
 	assert_int_equal(smtp_parse_command("NOOP a\0b\r\n", 10, &cl),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 }
 
 static void
@@ -65,18 +65,16 @@ test_keyword(void **state)
 	const char *rest;
 	size_t len;
 
-	assert_int_equal(smtp_parse_keyword("from:<a@b>", 10, "FROM:", &rest,
-					    &len),
-			 PTL_OK);
+	assert_int_equal(
+	    smtp_parse_keyword("from:<a@b>", 10, "FROM:", &rest, &len), PTL_OK);
 	assert_int_equal(len, 5);
-	assert_int_equal(smtp_parse_keyword("FROM:  <>", 9, "FROM:", &rest,
-					    &len),
-			 PTL_OK);
+	assert_int_equal(
+	    smtp_parse_keyword("FROM:  <>", 9, "FROM:", &rest, &len), PTL_OK);
 	assert_int_equal(len, 2);
 	assert_int_equal(smtp_parse_keyword("FROM <>", 7, "FROM:", &rest, &len),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 	assert_int_equal(smtp_parse_keyword("TO", 2, "TO:", &rest, &len),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 }
 
 static void
@@ -114,13 +112,13 @@ test_bdat(void **state)
 	assert_int_equal(smtp_parse_bdat("x", 1, &size, &last), PTL_ERROR);
 	assert_int_equal(smtp_parse_bdat("-1", 2, &size, &last), PTL_ERROR);
 	assert_int_equal(smtp_parse_bdat("1 FIRST", 7, &size, &last),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 	assert_int_equal(smtp_parse_bdat("1 LAST x", 8, &size, &last),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 	assert_int_equal(smtp_parse_bdat("1x", 2, &size, &last), PTL_ERROR);
-	assert_int_equal(smtp_parse_bdat("99999999999999999999999", 23, &size,
-					 &last),
-			 PTL_ERROR);
+	assert_int_equal(
+	    smtp_parse_bdat("99999999999999999999999", 23, &size, &last),
+	    PTL_ERROR);
 }
 
 static void
@@ -130,13 +128,13 @@ test_utf8(void **state)
 	assert_true(smtp_utf8_valid((const unsigned char *)"\xc3\xa4", 2));
 	assert_true(smtp_utf8_valid((const unsigned char *)"\xe2\x82\xac", 3));
 	assert_true(
-		smtp_utf8_valid((const unsigned char *)"\xf0\x9f\x98\x80", 4));
+	    smtp_utf8_valid((const unsigned char *)"\xf0\x9f\x98\x80", 4));
 	assert_false(smtp_utf8_valid((const unsigned char *)"\xc3", 1));
 	assert_false(smtp_utf8_valid((const unsigned char *)"\xc0\x80", 2));
 	assert_false(smtp_utf8_valid((const unsigned char *)"\xe0\x80\x80", 3));
 	assert_false(smtp_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));
 	assert_false(
-		smtp_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4));
+	    smtp_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4));
 	assert_false(smtp_utf8_valid((const unsigned char *)"\x80", 1));
 	assert_false(smtp_utf8_valid((const unsigned char *)"\xff", 1));
 }
@@ -145,12 +143,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_split),
-		cmocka_unit_test(test_split_errors),
-		cmocka_unit_test(test_keyword),
-		cmocka_unit_test(test_helo),
-		cmocka_unit_test(test_bdat),
-		cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_split),   cmocka_unit_test(test_split_errors),
+	    cmocka_unit_test(test_keyword), cmocka_unit_test(test_helo),
+	    cmocka_unit_test(test_bdat),    cmocka_unit_test(test_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

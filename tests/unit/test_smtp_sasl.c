@@ -42,18 +42,17 @@ static void
 test_base64_strict(void **state)
 {
 	static const char *const bad[] = {
-		"Zg",       /* no padding */
-		"Zg=",      /* short padding */
-		"Zg==Zg==", /* data after padding */
-		"Z===",     /* too much padding */
-		"Zh==",     /* non-zero unused bits */
-		"Zm9=",     /* non-zero unused bits */
-		"Zm 9v",    /* whitespace */
-		"Zm9v\r\n", /* line end */
-		"Zm-v",     /* URL alphabet */
-		"Zm=v",     /* padding in the middle */
-		"====", "*", "=",
-		NULL,
+	    "Zg",       /* no padding */
+	    "Zg=",      /* short padding */
+	    "Zg==Zg==", /* data after padding */
+	    "Z===",     /* too much padding */
+	    "Zh==",     /* non-zero unused bits */
+	    "Zm9=",     /* non-zero unused bits */
+	    "Zm 9v",    /* whitespace */
+	    "Zm9v\r\n", /* line end */
+	    "Zm-v",     /* URL alphabet */
+	    "Zm=v",     /* padding in the middle */
+	    "====",     "*", "=", NULL,
 	};
 	unsigned char out[64];
 	size_t i, n;
@@ -116,14 +115,14 @@ test_plain_refused(void **state)
 	buf[SMTP_SASL_USER_MAX + 2] = '\0';
 	buf[SMTP_SASL_USER_MAX + 3] = 'p';
 	assert_int_equal(smtp_sasl_plain(buf, SMTP_SASL_USER_MAX + 4, &c),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 	memset(buf, 'p', sizeof(buf));
 	memcpy(buf, "\0u\0", 3);
 	assert_int_equal(smtp_sasl_plain(buf, 3 + SMTP_SASL_PASS_MAX + 1, &c),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 	memcpy(buf, "\0u\0", 3);
 	assert_int_equal(smtp_sasl_plain(buf, 3 + SMTP_SASL_PASS_MAX, &c),
-			 PTL_OK);
+	                 PTL_OK);
 }
 
 static void
@@ -138,22 +137,20 @@ test_login(void **state)
 	memcpy(buf, "a\0b", 3);
 	assert_int_equal(smtp_sasl_login_user(buf, 3), PTL_ERROR);
 	assert_int_equal(smtp_sasl_login_pass((const unsigned char *)"pw", 2),
-			 PTL_OK);
+	                 PTL_OK);
 	assert_int_equal(smtp_sasl_login_pass((const unsigned char *)"", 0),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 	assert_int_equal(smtp_sasl_login_pass((const unsigned char *)"p\0w", 3),
-			 PTL_ERROR);
+	                 PTL_ERROR);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_base64),
-		cmocka_unit_test(test_base64_strict),
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_plain_refused),
-		cmocka_unit_test(test_login),
+	    cmocka_unit_test(test_base64), cmocka_unit_test(test_base64_strict),
+	    cmocka_unit_test(test_plain),  cmocka_unit_test(test_plain_refused),
+	    cmocka_unit_test(test_login),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""SMTP benchmark: Petrel against a private Postfix doing the same job.
+
+Both receive the same messages from Postfix's smtp-source for the same
+domain and deliver them into a Maildir per user on the same disk. For 2 KB
+and 100 KB messages at 1, 10 and 100 concurrent sessions it prints
+messages/s and the ratio Petrel/Postfix. Petrel answers 250 only once the
+message is fsync'd in the Maildir, so its rate is both "accepted" and
+"delivered". Postfix answers 250 once the message is fsync'd in its queue
+and delivers to the Maildir afterwards; both of its rates are printed
+("accepted": smtp-source's wall time; "delivered": until the last file is
+in the Maildir), and the ratio is given against each.
+
+Then the memory of idle connections: the RSS (and PSS) of Petrel's
+workers before and after opening N idle plaintext connections (greeting
+read), in KiB per connection.
+
+Needs root (Postfix's master runs as root, the workers of both servers as
+unprivileged users), smtp-source and postfix (Debian package postfix; the
+system Postfix is never started or touched: the private instance has its
+own config_directory and queue_directory under a scratch directory and is
+stopped at the end).
+
+usage: smtp_bench.py --build BUILD_DIR [--scale F] [--idle N] [--reuse]
+                     [--keep] [--only petrel|postfix]
+Environment: BENCH_DIR picks the disk (default /var/tmp).
+"""
+
+import argparse
+import atexit
+import json
+import os
+import pwd
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+
+import harness  # noqa: E402  (free_port, wait_port, children)
+from smtp_harness import hash_password  # noqa: E402
+
+SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"
+RUN_USER = "nobody"
+DOMAIN = "example.test"
+USER = "bench@" + DOMAIN
+
+# Messages per measurement, before --scale: {size: {sessions: count}}.
+COUNTS = {2048: {1: 400, 10: 1500, 100: 3000},
+          102400: {1: 200, 10: 600, 100: 1000}}
+SIZES = (2048, 102400)
+SESSIONS = (1, 10, 100)
+
+_cleanups = []
+
+
+def cleanup():
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:  # keep cleaning up
+            print("# cleanup: %s" % e, file=sys.stderr)
+
+
+def run(argv, timeout=600, check=True, **kwargs):
+    result = subprocess.run(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL,
+                            **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s%s" % (
+            " ".join(argv), result.returncode, result.stdout,
+            result.stderr))
+    return result
+
+
+def message_file(path, size, marker):
+    """A message for smtp-source -F of about size bytes on the wire."""
+    lines = ["From: <bench@example.org>", "To: <%s>" % USER,
+             "Subject: bench %s" % marker, "", marker]
+    i = 0
+    while sum(len(l) + 2 for l in lines) < size - 20:
+        lines.append("line %06d %s" % (i, "b" * 64))
+        i += 1
+    lines.append(marker)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+
+
+def maildir_new(base):
+    return os.path.join(base, DOMAIN, "bench", "Maildir", "new")
+
+
+def count_new(base):
+    try:
+        return len(os.listdir(maildir_new(base)))
+    except FileNotFoundError:
+        return 0
+
+
+def clear_new(base):
+    d = maildir_new(base)
+    if os.path.isdir(d):
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+
+
+def check_marker(base, marker, sample=20):
+    """A few of the delivered files hold the marker twice (begin and
+    end): the message arrived whole."""
+    d = maildir_new(base)
+    names = sorted(os.listdir(d))
+    step = max(1, len(names) // sample)
+    for name in names[::step]:
+        with open(os.path.join(d, name), "rb") as f:
+            data = f.read()
+        if data.count(marker.encode()) < 2:
+            raise RuntimeError("message %s is not intact" % name)
+
+
+def smtp_source(port, count, sessions, msgfile, reuse):
+    argv = [SMTP_SOURCE, "-s", str(sessions), "-m", str(count),
+            "-F", msgfile, "-f", "bench@example.org", "-t", USER,
+            "-M", "client.example.org", "-C", "5"]
+    if reuse:
+        argv.append("-d")
+    argv.append("127.0.0.1:%d" % port)
+    start = time.monotonic()
+    run(argv, timeout=1800)
+    return time.monotonic() - start
+
+
+def wait_count(base, count, timeout, what):
+    deadline = time.monotonic() + timeout
+    while count_new(base) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s: %d of %d messages after %d s"
+                               % (what, count_new(base), count, timeout))
+        time.sleep(0.005)
+
+
+def memory_kib(pids):
+    """(RSS, PSS) in KiB summed over pids."""
+    rss = pss = 0
+    for pid in pids:
+        rss += int(harness.proc_status(pid, "VmRSS").split()[0])
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            pass
+    return rss, pss
+
+
+# ---------------------------------------------------------------- Petrel
+
+class PetrelServer:
+
+    def __init__(self, build, scratch, workers):
+        self.dir = os.path.join(scratch, "petrel")
+        os.mkdir(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.mail = os.path.join(self.dir, "mail")
+        state = os.path.join(self.dir, "state")
+        for d in (self.mail, state):
+            os.mkdir(d, 0o755)
+            chown_run_user(d)
+        self.port = harness.free_port()
+        passwd = os.path.join(self.dir, "users.passwd")
+        with open(passwd, "w") as f:
+            f.write("%s:{SHA512-CRYPT}%s\n" % (USER, hash_password("x")))
+        os.chmod(passwd, 0o644)
+        cfg = {
+            "server": {"hostname": "mail.example.test", "state_dir": state,
+                       "workers": workers, "user": RUN_USER,
+                       "shutdown_timeout": "3s",
+                       "log": {"level": "info"}},
+            "modules": {
+                "passwd": {"file": passwd},
+                "maildir": {"location": os.path.join(self.mail,
+                                                     "%d/%n/Maildir")},
+                "smtp": {"hostname": "mail.example.test",
+                         "local_domains": [DOMAIN],
+                         "listen": [{"address": "127.0.0.1:%d" % self.port,
+                                     "role": "mx",
+                                     "max_connections": 100000,
+                                     "max_per_ip": 100000}]}}}
+        self.conf = os.path.join(self.dir, "petrel.json")
+        with open(self.conf, "w") as f:
+            json.dump(cfg, f, indent=2)
+        self.log = open(os.path.join(self.dir, "petrel.log"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(build, "petrel"), "-c", self.conf, "-M",
+             os.path.join(build, "modules")],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        _cleanups.append(self.stop)
+        harness.wait_port(self.port, 15, proc=self.proc)
+        harness.wait_until(lambda: len(harness.children(self.proc.pid))
+                           >= workers, 15, "petrel workers")
+
+    def workers(self):
+        return harness.children(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait(5)
+        self.log.close()
+
+
+# --------------------------------------------------------------- Postfix
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+meta_directory = /etc/postfix
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mail.example.test
+mydomain = example.test
+myorigin = example.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+local_recipient_maps =
+relay_domains =
+alias_maps =
+alias_database =
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = reject_unauth_destination
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {dir}/mail
+virtual_mailbox_maps = hash:{dir}/conf/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = 1
+maillog_file = {dir}/maillog
+# 100 concurrent sessions from one address: lift anvil's per-client cap
+# (default 50) and allow enough smtpd processes (default 100).
+smtpd_client_connection_count_limit = 0
+default_process_limit = 300
+biff = no
+"""
+
+
+class PostfixServer:
+
+    def __init__(self, scratch):
+        self.dir = os.path.join(scratch, "postfix")
+        self.conf = os.path.join(self.dir, "conf")
+        self.mail = os.path.join(self.dir, "mail")
+        for d in (self.dir, self.conf, os.path.join(self.dir, "queue"),
+                  os.path.join(self.dir, "data"), self.mail):
+            os.mkdir(d, 0o755)
+        pw = pwd.getpwnam("postfix")
+        os.chown(os.path.join(self.dir, "data"), pw.pw_uid, pw.pw_gid)
+        chown_run_user(self.mail)
+        run_pw = pwd.getpwnam(RUN_USER)
+        self.port = harness.free_port()
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(dir=self.dir, uid=run_pw.pw_uid,
+                                   gid=run_pw.pw_gid))
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(port=self.port))
+        vmailbox = os.path.join(self.conf, "vmailbox")
+        with open(vmailbox, "w") as f:
+            # A trailing "/" selects Maildir delivery.
+            f.write("%s %s/bench/Maildir/\n" % (USER, DOMAIN))
+        run([POSTMAP, "-c", self.conf, vmailbox])
+        run([POSTFIX, "-c", self.conf, "check"])
+        run([POSTFIX, "-c", self.conf, "start"])
+        _cleanups.append(self.stop)
+        harness.wait_port(self.port, 20)
+
+    def pids(self):
+        """The master and all its descendants."""
+        with open(os.path.join(self.dir, "queue", "pid",
+                               "master.pid")) as f:
+            master = int(f.read().split()[0])
+        out, todo = [], [master]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(harness.children(pid))
+        return out
+
+    def queue_empty(self):
+        for sub in ("incoming", "active", "deferred", "maildrop"):
+            for _, _, files in os.walk(os.path.join(self.dir, "queue",
+                                                    sub)):
+                if files:
+                    return False
+        return True
+
+    def stop(self):
+        run([POSTFIX, "-c", self.conf, "stop"], check=False, timeout=60)
+
+
+def chown_run_user(path):
+    pw = pwd.getpwnam(RUN_USER)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+# ------------------------------------------------------------ the runs
+
+def measure_petrel(p, size, sessions, count, msgfile, marker, reuse):
+    clear_new(p.mail)
+    took = smtp_source(p.port, count, sessions, msgfile, reuse)
+    got = count_new(p.mail)
+    if got != count:
+        raise RuntimeError("petrel: %d of %d messages stored after 250"
+                           % (got, count))
+    check_marker(p.mail, marker)
+    return count / took
+
+
+def measure_postfix(pf, size, sessions, count, msgfile, marker, reuse):
+    clear_new(pf.mail)
+    start = time.monotonic()
+    took = smtp_source(pf.port, count, sessions, msgfile, reuse)
+    wait_count(pf.mail, count, 600, "postfix")
+    delivered = time.monotonic() - start
+    harness.wait_until(pf.queue_empty, 60, "postfix queue empty")
+    check_marker(pf.mail, marker)
+    return count / took, count / delivered
+
+
+def idle_memory(pids_fn, port, n):
+    """KiB of RSS and PSS per idle connection, and how many opened."""
+    time.sleep(0.5)
+    rss0, pss0 = memory_kib(pids_fn())
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(s)
+        for s in socks:
+            s.settimeout(10)
+            if not s.recv(512).startswith(b"220"):
+                raise RuntimeError("no greeting on an idle connection")
+        time.sleep(1.0)
+        rss1, pss1 = memory_kib(pids_fn())
+    finally:
+        for s in socks:
+            s.close()
+    return (rss1 - rss0) / n, (pss1 - pss0) / n, rss0, rss1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply the message counts")
+    ap.add_argument("--idle", type=int, default=1000,
+                    help="idle connections for the memory figure")
+    ap.add_argument("--reuse", action="store_true",
+                    help="smtp-source -d: several messages per session")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the scratch directory")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="Petrel worker processes (default: CPUs)")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        sys.exit("smtp_bench: run as root (Postfix's master needs it)")
+    for tool in (SMTP_SOURCE, POSTFIX, POSTMAP):
+        if not os.access(tool, os.X_OK):
+            sys.exit("smtp_bench: %s missing (apt-get install postfix)"
+                     % tool)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 8 * args.idle + 1024))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+    base = os.environ.get("BENCH_DIR", "/var/tmp")
+    scratch = tempfile.mkdtemp(prefix="petrel-smtp-bench.", dir=base)
+    os.chmod(scratch, 0o755)
+    if not args.keep:
+        _cleanups.insert(0, lambda: shutil.rmtree(scratch,
+                                                  ignore_errors=True))
+    atexit.register(cleanup)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *a: sys.exit(1))
+
+    fs = run(["df", "-PT", scratch]).stdout.splitlines()[1].split()
+    print("# petrel SMTP benchmark: smtp-source -> petrel and -> postfix,"
+          " Maildir delivery, same disk")
+    print("# disk: %s (%s on %s); %d CPUs; petrel workers: %d; %s"
+          % (scratch, fs[1], fs[6], os.cpu_count() or 0, args.workers,
+             "several messages per session (-d)" if args.reuse
+             else "one message per session"))
+    p = PetrelServer(args.build, scratch, args.workers)
+    pf = PostfixServer(scratch)
+    version = run(["postconf", "-c", pf.conf, "-h", "mail_version"],
+                  check=False).stdout.strip()
+    print("# postfix %s: 250 after its queue file is fsync'd; delivered ="
+          " until the last file is in the Maildir" % version)
+    print("# petrel: 250 after the Maildir file and directory are fsync'd")
+
+    msgdir = os.path.join(scratch, "msgs")
+    os.mkdir(msgdir)
+    os.chmod(msgdir, 0o755)
+    # Warm up both (processes, maildirs, page cache).
+    warm = os.path.join(msgdir, "warm.txt")
+    message_file(warm, 2048, "WARM-UP-MARKER")
+    measure_petrel(p, 2048, 10, 100, warm, "WARM-UP-MARKER", args.reuse)
+    measure_postfix(pf, 2048, 10, 100, warm, "WARM-UP-MARKER", args.reuse)
+
+    print("%-6s %8s %6s %12s %14s %17s %9s %9s" % (
+        "size", "sessions", "msgs", "petrel msg/s", "postfix acc/s",
+        "postfix deliv/s", "ratio acc", "ratio del"))
+    rows = []
+    for size in SIZES:
+        for sessions in SESSIONS:
+            count = max(sessions, int(COUNTS[size][sessions] * args.scale))
+            marker = "BENCH-MARKER-%d-%d" % (size, sessions)
+            msgfile = os.path.join(msgdir, "%d-%d.txt" % (size, sessions))
+            message_file(msgfile, size, marker)
+            pr = measure_petrel(p, size, sessions, count, msgfile, marker,
+                                args.reuse)
+            acc, dlv = measure_postfix(pf, size, sessions, count, msgfile,
+                                       marker, args.reuse)
+            rows.append((size, sessions, pr, acc, dlv))
+            print("%-6s %8d %6d %12.0f %14.0f %17.0f %8.2fx %8.2fx" % (
+                "%dK" % (size // 1024), sessions, count, pr, acc, dlv,
+                pr / acc, pr / dlv))
+            sys.stdout.flush()
+
+    kib_rss, kib_pss, r0, r1 = idle_memory(p.workers, p.port, args.idle)
+    print("# petrel idle connections: %d plaintext, workers' RSS %d -> %d "
+          "KiB: %.1f KiB per connection (PSS %.1f KiB)"
+          % (args.idle, r0, r1, kib_rss, kib_pss))
+    n_pf = min(args.idle, 100)
+    kib_rss, kib_pss, r0, r1 = idle_memory(pf.pids, pf.port, n_pf)
+    print("# postfix idle connections: %d, all its processes' RSS %d -> %d"
+          " KiB: %.1f KiB per connection (PSS %.1f KiB)"
+          % (n_pf, r0, r1, kib_rss, kib_pss))
+    worst = min(r[2] / r[3] for r in rows)
+    print("# lowest ratio against postfix acceptance: %.2fx" % worst)
+
+
+if __name__ == "__main__":
+    main()
