@@ -14,8 +14,13 @@ BUILD_PKGS=(
 # To run the integration tests (real clients talking to a real server).
 # >>> Extend here as later features need more tools (postfix, dnsmasq,
 # >>> ...); keep one package per word, nothing else in this list.
+# postfix: smtp-source/smtp-sink for load tests and a peer MX (the system
+# instance is never started); dnsmasq-base: a DNS server the tests start on
+# a loopback port; python3-dkim: DKIM interop; publicsuffix: DMARC's
+# organizational domains; fetchmail: a real POP3 client.
 TEST_PKGS=(
-	swaks curl openssl
+	swaks curl openssl postfix dnsmasq-base python3-dkim publicsuffix
+	fetchmail
 )
 
 usage() {
@@ -61,5 +66,11 @@ fi
 
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Postfix would otherwise ask how to configure the system instance; the
+# tests only use its tools and private instances.
+if command -v debconf-set-selections >/dev/null 2>&1; then
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections
+fi
 apt-get -qq update
 apt-get -qq install -y --no-install-recommends "${missing[@]}" >/dev/null

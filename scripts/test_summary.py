@@ -32,8 +32,8 @@ class Totals:
         self.skipped = 0
         self.failures = []  # "build/test/case" strings
 
-    def fail(self, where):
-        self.failed += 1
+    def fail(self, where, count=1):
+        self.failed += count
         self.failures.append(where)
 
 
@@ -96,9 +96,10 @@ def count_test(totals, build, test):
         return
     # Results that never came (crash, timeout) count as failures too.
     if plan is not None and plan > seen:
-        for _ in range(plan - seen):
-            totals.fail("%s/%s (%s: planned result missing)"
-                        % (build, name, result))
+        missing = plan - seen
+        totals.fail("%s/%s (%s: %d planned result%s missing)"
+                    % (build, name, result, missing,
+                       "s" if missing > 1 else ""), missing)
     elif result not in GOOD_RESULTS + SKIP_RESULTS and not_ok == 0:
         totals.fail("%s/%s (%s)" % (build, name, result))
 

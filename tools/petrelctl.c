@@ -12,6 +12,9 @@
 #ifdef CTL_WITH_QUEUE
 #include "ctl_queue.h"
 #endif
+#ifdef CTL_WITH_DKIM
+#include "ctl_dkim.h"
+#endif
 
 static void
 usage(FILE *out)
@@ -33,6 +36,11 @@ usage(FILE *out)
 	      "try now\n"
 	      "  queue delete ID                        remove without a "
 	      "report\n"
+	      "\n"
+	      "  dkim keygen --type rsa|ed25519 [--bits 2048] --selector S\n"
+	      "              --domain D --out FILE      make a DKIM key, "
+	      "print\n"
+	      "                                         its DNS TXT record\n"
 	      "\n"
 	      "  -f FILE    the passwd-file to edit\n"
 	      "  -q DIR     the queue directory (default: from CONFIG)\n"
@@ -182,6 +190,10 @@ main(int argc, char **argv)
 	if (optind + 1 < argc && strcmp(argv[optind], "queue") == 0)
 		return queue_command(config, qdir, argc - optind - 1,
 		                     argv + optind + 1);
+#endif
+#ifdef CTL_WITH_DKIM
+	if (optind < argc && strcmp(argv[optind], "dkim") == 0)
+		return ctl_dkim_main(argc - optind - 1, argv + optind + 1);
 #endif
 	(void)qdir;
 	if (optind >= argc || strcmp(argv[optind], "user") != 0 ||

@@ -19,7 +19,11 @@ extern "C" {
  * registers "filter.filter_regex"), declares it in its `provides` list
  * with PTL_FILTER_VERSION, and fills a struct ptl_filter_methods. The
  * admin turns it on by listing the module name in the "filters" key of
- * the smtp module; filters run in that order.
+ * the smtp module; filters run in that order. An entry may also be an
+ * object that sets a timeout, the verdict applied on timeout or error,
+ * and the roles or listeners whose sessions the filter sees (per-role
+ * chains: see docs/filters.md); a filter is called only in sessions of
+ * those listeners.
  *
  * The smtp module looks filters up when the first connection arrives in a
  * process, so a filter may register its service in init_master (shared
@@ -37,11 +41,22 @@ extern "C" {
  * single process). check() must not block: slow work (DNS, a remote
  * policy server, reading a large message) goes to the event loop or to
  * ptl_task_submit(), and the verdict comes back through `done`.
+ *
+ * Versions: this header is interface version 2. Version 2 only appended
+ * to version 1: the hook PTL_FILTER_RELAY, the verdict fields `result`,
+ * `edits` and `nedits`, and the request fields `trace`, `ntrace`,
+ * `remote_rcpts` and `nremote_rcpts`. The smtp module still loads
+ * version 1 filters (it looks them up with PTL_FILTER_VERSION_MIN): it
+ * never calls them at PTL_FILTER_RELAY and never reads the version 2
+ * verdict fields from them. A filter built against this header declares
+ * PTL_FILTER_VERSION in `provides` and in ptl_filter_methods.version.
  */
 
 /** Service name prefix and interface version of this header. */
 #define PTL_FILTER_SERVICE_PREFIX "filter."
-#define PTL_FILTER_VERSION        1
+#define PTL_FILTER_VERSION        2
+/** Oldest interface version a consumer of filters still accepts. */
+#define PTL_FILTER_VERSION_MIN 1
 
 /** Hook points, in the order a session meets them. */
 enum ptl_filter_hook {
@@ -57,10 +72,25 @@ enum ptl_filter_hook {
 	/** End of data (DATA or the last BDAT chunk): the message is
 	 *  complete in `message_fd`, before it is delivered. */
 	PTL_FILTER_DATA = 4,
+	/**
+	 * Version 2. Before relay: after the DATA hook, for a message with
+	 * at least one remote recipient (`remote_rcpts`), before it is
+	 * handed to the queue. `message_fd` holds the message with the
+	 * header edits of earlier verdicts applied. The verdict applies to
+	 * the whole message, as at DATA. Called only for filters whose
+	 * methods.version is 2 or more.
+	 */
+	PTL_FILTER_RELAY = 5,
+	/* New hooks are only ever appended here. */
 };
 
-/** Number of hook points. */
-#define PTL_FILTER_HOOKS 5
+/**
+ * Number of hook points of this header: one more than the last hook.
+ * It grows when a hook is appended (it was 5 in version 1), so size
+ * per-hook arrays with it and index them only with hooks whose bit the
+ * filter set in `hooks`: a filter is never called at another hook.
+ */
+#define PTL_FILTER_HOOKS 6
 /** Bit of @p hook in ptl_filter_methods.hooks. */
 #define PTL_FILTER_HOOK_BIT(hook) (1u << (unsigned)(hook))
 
@@ -90,7 +120,8 @@ enum ptl_filter_action {
 	 */
 	PTL_FILTER_DISCARD = 4,
 	/** Accept and deliver into the folder `folder` (default
-	 *  "Quarantine") instead of the inbox. Scope as DISCARD. */
+	 *  "Quarantine") instead of the inbox. Scope as DISCARD. Remote
+	 *  recipients of a quarantined message are not relayed (logged). */
 	PTL_FILTER_QUARANTINE = 5,
 };
 
@@ -104,6 +135,38 @@ struct ptl_filter_header {
 	 * invalid header is dropped and logged, the verdict still counts.
 	 */
 	const char *value;
+};
+
+/** What a header edit does (version 2). */
+enum ptl_filter_header_op {
+	/** Add `name: value`, like ptl_filter_verdict.headers. */
+	PTL_FILTER_HEADER_ADD = 0,
+	/** Remove the `index`-th field called `name` (0: every one). */
+	PTL_FILTER_HEADER_REMOVE = 1,
+	/**
+	 * Give the `index`-th field called `name` the body `value`, in
+	 * place (0: the first one, and remove the others). When the
+	 * message has no such field, it is added at the end of the header
+	 * section.
+	 */
+	PTL_FILTER_HEADER_REPLACE = 2,
+};
+
+/**
+ * A header edit (version 2). REMOVE and REPLACE act on the header
+ * section the client sent, never on the fields the server writes
+ * (Return-Path, Delivered-To, Received) nor on fields added by filters.
+ * Names compare case-insensitively. Edits are applied when the message
+ * is delivered (the spool copy is rewritten by streaming, the body is
+ * never loaded); filters later in the chain at the same hook see the
+ * message before the edits, filters at PTL_FILTER_RELAY after them. The
+ * same limits as for `headers` apply (name, value, 32 per message).
+ */
+struct ptl_filter_header_edit {
+	enum ptl_filter_header_op op;
+	const char *name;  /**< field name */
+	const char *value; /**< ADD, REPLACE: the field body */
+	unsigned index;    /**< REMOVE, REPLACE: 1-based; 0: all */
 };
 
 /**
@@ -134,6 +197,51 @@ struct ptl_filter_verdict {
 	 */
 	const struct ptl_filter_header *headers;
 	size_t nheaders;
+
+	/* Version 2: read only from filters whose methods.version >= 2. */
+
+	/**
+	 * Free-form result recorded in the trace (see struct
+	 * ptl_filter_trace), as `method=result property=value ...` in the
+	 * shape of an RFC 8601 resinfo, e.g. "spf=pass
+	 * smtp.mailfrom=a@example.org" or "dkim=pass header.d=example.org";
+	 * printable ASCII or UTF-8, at most 256 bytes (longer is cut, control
+	 * bytes become '?'). NULL: none.
+	 */
+	const char *result;
+	/** Header edits (add, remove, replace), in order. */
+	const struct ptl_filter_header_edit *edits;
+	size_t nedits;
+};
+
+/** ptl_filter_trace.flags: the filter gave no verdict in time. */
+#define PTL_FILTER_TRACE_TIMEOUT 0x1u
+/** ptl_filter_trace.flags: check() or done() failed (no verdict). */
+#define PTL_FILTER_TRACE_ERROR 0x2u
+
+/**
+ * One verdict as recorded by the session (version 2): every verdict of
+ * every filter at every hook, in the order they were given. Entries of
+ * the CONNECT and HELO hooks last for the session (a new HELO/EHLO
+ * replaces the HELO ones), the others for the transaction. Read-only;
+ * valid during the check() call that sees it.
+ *
+ * New fields are only ever appended: read one only when `struct_size`
+ * covers it.
+ */
+struct ptl_filter_trace {
+	size_t struct_size;
+	const char *filter;               /**< module name of the filter */
+	enum ptl_filter_hook hook;        /**< where it was given */
+	enum ptl_filter_action action;    /**< what the session applied
+	                                      (for a failure: the configured
+	                                      on_timeout / on_error action) */
+	unsigned code;                    /**< reply code sent; 0: none */
+	const char *enhanced;             /**< with code; else NULL */
+	const char *text;                 /**< reply text sent; else NULL */
+	const char *result;               /**< the verdict's result; never
+	                                      NULL, "" when none */
+	unsigned flags;                   /**< PTL_FILTER_TRACE_* */
 };
 
 /**
@@ -179,13 +287,26 @@ struct ptl_filter_request {
 	/* RCPT: the recipient being decided. */
 	const char *rcpt;
 
-	/* DATA: the message as it will be delivered (without the fields
-	 * that filters add). Read it with pread(); never write, seek with
-	 * lseek or close it. Lines end in CRLF. */
+	/* DATA, RELAY: the message as it will be delivered (without the
+	 * fields that filters add). Read it with pread(); never write, seek
+	 * with lseek or close it. Lines end in CRLF. The descriptor is
+	 * valid during check() only: a filter that reads the message after
+	 * check() returned (on ptl_task_submit()) reads from a dup() of it
+	 * that it closes itself, since the session may end meanwhile. */
 	int message_fd;               /**< -1 before DATA */
 	uint64_t message_size;        /**< bytes in message_fd */
 	uint64_t message_body_offset; /**< where the client's data starts
 	                                  (after the server's Received:) */
+
+	/* Version 2 (check struct_size before reading). */
+
+	/** The verdicts given so far in this session and transaction,
+	 *  oldest first (see struct ptl_filter_trace). */
+	const struct ptl_filter_trace *const *trace;
+	size_t ntrace;
+	/** RELAY: the recipients handed to the queue; else NULL, 0. */
+	const char *const *remote_rcpts;
+	size_t nremote_rcpts;
 };
 
 /**
@@ -198,7 +319,8 @@ typedef void (*ptl_filter_done_fn)(const struct ptl_filter_verdict *verdict,
                                    void *arg);
 
 /** ptl_filter_methods.flags: on error or timeout, continue instead of
- *  failing the command with a temporary error. */
+ *  failing the command with a temporary error. The admin's on_timeout
+ *  and on_error settings, when given, take precedence. */
 #define PTL_FILTER_FAIL_OPEN 0x1u
 
 /**
@@ -213,8 +335,9 @@ struct ptl_filter_methods {
 	 *  a temporary error: 451 4.7.1, 421 on CONNECT). */
 	unsigned flags;
 	/** Longest wait for an asynchronous verdict in ms; 0: the smtp
-	 *  module's filter_timeout. On expiry the session calls cancel()
-	 *  and treats the filter as failed. */
+	 *  module's filter_timeout. A "timeout" in the filter's entry of
+	 *  the smtp config takes precedence. On expiry the session calls
+	 *  cancel() and treats the filter as failed. */
 	int64_t timeout_ms;
 
 	/**

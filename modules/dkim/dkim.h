@@ -142,14 +142,14 @@ void dkim_canon_header(enum dkim_canon mode, const char *field, size_t len,
  */
 struct dkim_body_canon {
 	enum dkim_canon mode;
-	bool has_limit;   /* l= */
-	uint64_t limit;   /* emit at most this many bytes */
-	uint64_t emitted; /* bytes given to emit (<= limit) */
-	uint64_t total;   /* canonical length, l= or not */
+	bool has_limit;        /* l= */
+	uint64_t limit;        /* emit at most this many bytes */
+	uint64_t emitted;      /* bytes given to emit (<= limit) */
+	uint64_t total;        /* canonical length, l= or not */
 	uint64_t crlf_pending; /* line ends not yet known to be trailing */
-	bool cr_pending;  /* a CR was the last byte seen */
-	bool wsp_pending; /* relaxed: whitespace run not yet written */
-	bool content;     /* some non-empty line was seen */
+	bool cr_pending;       /* a CR was the last byte seen */
+	bool wsp_pending;      /* relaxed: whitespace run not yet written */
+	bool content;          /* some non-empty line was seen */
 	dkim_emit_fn emit;
 	void *emit_arg;
 	size_t out_len;
@@ -217,13 +217,13 @@ void dkim_canon_select(const struct dkim_headers *h,
                        void *arg);
 
 /** Whether field @p i is named @p name (case-insensitive). */
-bool dkim_headers_is(const struct dkim_headers *h, size_t i,
-                     const char *name, size_t name_len);
+bool dkim_headers_is(const struct dkim_headers *h, size_t i, const char *name,
+                     size_t name_len);
 
 /* ---- key records (dkim_key.c) ------------------------------------------ */
 
 struct dkim_key {
-	EVP_PKEY *pkey;   /* NULL when revoked */
+	EVP_PKEY *pkey;    /* NULL when revoked */
 	enum dkim_alg alg; /* the key type; *_SHA256 */
 	unsigned bits;     /* RSA modulus size; 256 for ed25519 */
 	bool revoked;      /* empty p= */
@@ -251,12 +251,12 @@ void dkim_key_free(struct dkim_key *k);
 #define DKIM_SIG_MAX      1024 /* bytes of b=: 8192-bit RSA */
 
 struct dkim_verify_opts {
-	int64_t now;            /* seconds since the epoch */
-	size_t max_signatures;  /* signatures evaluated; others: policy */
-	size_t max_fields;      /* header fields parsed */
-	unsigned min_rsa_bits;  /* smaller keys: permerror */
-	bool reject_l;          /* l= with unsigned content: policy */
-	int64_t future_slack;   /* t= may be this far ahead (s) */
+	int64_t now;           /* seconds since the epoch */
+	size_t max_signatures; /* signatures evaluated; others: policy */
+	size_t max_fields;     /* header fields parsed */
+	unsigned min_rsa_bits; /* smaller keys: permerror */
+	bool reject_l;         /* l= with unsigned content: policy */
+	int64_t future_slack;  /* t= may be this far ahead (s) */
 };
 
 /** One DKIM-Signature and what became of it. */
@@ -279,9 +279,9 @@ struct dkim_sig {
 	size_t b_len;
 	unsigned char hdr_hash[32]; /* SHA-256 of the header data */
 	unsigned key_bits;
-	bool testing;        /* key had t=y */
-	uint64_t body_len;   /* canonical body length */
-	bool unsigned_body;  /* l= left body bytes unsigned */
+	bool testing;       /* key had t=y */
+	uint64_t body_len;  /* canonical body length */
+	bool unsigned_body; /* l= left body bytes unsigned */
 	/* Body hashing state, only while the body streams. */
 	struct dkim_digest body_digest;
 	struct dkim_body_canon *body;
@@ -333,9 +333,9 @@ void dkim_verifier_free(struct dkim_verifier *v);
 
 /** One signing key for one domain. */
 struct dkim_signer {
-	const char *domain;   /* lower case */
+	const char *domain; /* lower case */
 	const char *selector;
-	EVP_PKEY *pkey;       /* owned by whoever loaded it */
+	EVP_PKEY *pkey; /* owned by whoever loaded it */
 	enum dkim_alg alg;
 	enum dkim_canon hcanon, bcanon;
 	/* Names of fields to sign (lower case); those also in oversign
@@ -345,7 +345,7 @@ struct dkim_signer {
 	size_t nheaders;
 	const char *const *oversign;
 	size_t noversign;
-	int64_t ttl; /* x= t + ttl; 0: no x= */
+	int64_t ttl;   /* x= t + ttl; 0: no x= */
 	bool add_time; /* t= */
 };
 
@@ -355,8 +355,8 @@ struct dkim_signer {
  * add) or Ed25519. @return 0, or -1 with @p why filled.
  */
 int dkim_signer_load_key(const char *path, EVP_PKEY **pkey_out,
-                         enum dkim_alg *alg_out, unsigned *bits_out,
-                         char *why, size_t why_size);
+                         enum dkim_alg *alg_out, unsigned *bits_out, char *why,
+                         size_t why_size);
 
 #define DKIM_SIGNERS_MAX 4
 
@@ -365,7 +365,7 @@ struct dkim_sign_job {
 	const struct dkim_signer *signer[DKIM_SIGNERS_MAX];
 	size_t nsigner;
 	struct dkim_headers hdrs;
-	const char *hdr_buf; /* borrowed from begin to end */
+	const char *hdr_buf;               /* borrowed from begin to end */
 	struct dkim_digest body_digest[2]; /* per body canonicalization */
 	struct dkim_body_canon *body[2];
 	/* Results: the value of each DKIM-Signature field (malloc'd,
@@ -395,7 +395,6 @@ void dkim_sign_free(struct dkim_sign_job *j);
  * The domain of the (first) address in a From field value, lower case,
  * into @p out. @return 0, or -1 when none can be found.
  */
-int dkim_from_domain(const char *value, size_t len, char *out,
-                     size_t out_size);
+int dkim_from_domain(const char *value, size_t len, char *out, size_t out_size);
 
 #endif

@@ -135,9 +135,10 @@ canon_put(struct dkim_body_canon *c, char ch)
 	if (c->has_limit && c->emitted >= c->limit)
 		return;
 	c->emitted++;
-	c->out[c->out_len++] = ch;
+	/* Full before writing: canon_put_span() may fill it exactly. */
 	if (c->out_len == sizeof(c->out))
 		canon_flush(c);
+	c->out[c->out_len++] = ch;
 }
 
 /* Line ends held back because only empty lines followed them so far. */
@@ -172,16 +173,66 @@ canon_content(struct dkim_body_canon *c, char ch)
 	canon_put(c, ch);
 }
 
+/* A run of line content with nothing pending: copied as one span. */
+static void
+canon_put_span(struct dkim_body_canon *c, const char *p, size_t n)
+{
+	uint64_t room;
+
+	c->content = true;
+	c->total += n;
+	if (c->has_limit) {
+		room = c->limit - c->emitted;
+		if (n > room)
+			n = (size_t)room;
+	}
+	if (n == 0)
+		return;
+	c->emitted += n;
+	if (c->out_len + n > sizeof(c->out)) {
+		canon_flush(c);
+		if (n >= sizeof(c->out)) {
+			c->emit(c->emit_arg, p, n);
+			return;
+		}
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+}
+
+/* Where the next byte that needs a decision is: CR, and in relaxed mode
+ * SP and HTAB. */
+static size_t
+canon_span_end(const char *data, size_t i, size_t len, bool relaxed)
+{
+	const char *cr;
+
+	if (!relaxed) {
+		cr = memchr(data + i, '\r', len - i);
+		return cr != NULL ? (size_t)(cr - data) : len;
+	}
+	while (i < len && data[i] != '\r' && data[i] != ' ' && data[i] != '\t')
+		i++;
+	return i;
+}
+
 void
-dkim_body_canon_update(struct dkim_body_canon *c, const char *data,
-                       size_t len)
+dkim_body_canon_update(struct dkim_body_canon *c, const char *data, size_t len)
 {
 	bool relaxed = c->mode == DKIM_CANON_RELAXED;
-	size_t i;
+	size_t i = 0, end;
+	char ch;
 
-	for (i = 0; i < len; i++) {
-		char ch = data[i];
-
+	while (i < len) {
+		if (!c->cr_pending && c->crlf_pending == 0 && !c->wsp_pending) {
+			end = canon_span_end(data, i, len, relaxed);
+			if (end > i) {
+				canon_put_span(c, data + i, end - i);
+				i = end;
+				continue;
+			}
+		}
+		ch = data[i++];
 		if (c->cr_pending) {
 			c->cr_pending = false;
 			if (ch == '\n') {
@@ -194,21 +245,12 @@ dkim_body_canon_update(struct dkim_body_canon *c, const char *data,
 			/* A CR not followed by LF is line content. */
 			canon_content(c, '\r');
 		}
-		if (ch == '\r') {
+		if (ch == '\r')
 			c->cr_pending = true;
-		} else if (relaxed && canon_is_wsp(ch)) {
+		else if (relaxed && canon_is_wsp(ch))
 			c->wsp_pending = true;
-		} else if (c->crlf_pending == 0 && !c->wsp_pending &&
-		           (!c->has_limit || c->emitted < c->limit) &&
-		           c->out_len < sizeof(c->out) - 1) {
-			/* The common case, inline. */
-			c->content = true;
-			c->total++;
-			c->emitted++;
-			c->out[c->out_len++] = ch;
-		} else {
+		else
 			canon_content(c, ch);
-		}
 	}
 }
 
@@ -305,8 +347,8 @@ dkim_headers_parse(const char *buf, size_t len, bool complete,
 		start = pos;
 		/* A field runs until a CRLF that is not followed by WSP. */
 		for (;;) {
-			const char *crlf = memmem(buf + pos, hdr_len - pos,
-			                          "\r\n", 2);
+			const char *crlf =
+			    memmem(buf + pos, hdr_len - pos, "\r\n", 2);
 
 			if (crlf == NULL) {
 				eol = hdr_len;
@@ -349,9 +391,8 @@ dkim_headers_is(const struct dkim_headers *h, size_t i, const char *name,
 }
 
 void
-dkim_canon_select(const struct dkim_headers *h,
-                  const struct dkim_name *names, size_t n,
-                  enum dkim_canon mode, bool *used, dkim_emit_fn emit,
+dkim_canon_select(const struct dkim_headers *h, const struct dkim_name *names,
+                  size_t n, enum dkim_canon mode, bool *used, dkim_emit_fn emit,
                   void *arg)
 {
 	size_t i, k;

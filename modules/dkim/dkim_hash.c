@@ -26,8 +26,8 @@ hash_b64_value(unsigned char c)
  * let two different header texts carry the same signature.
  */
 int
-dkim_b64_decode(const char *in, size_t len, unsigned char *out,
-                size_t out_max, size_t *out_len)
+dkim_b64_decode(const char *in, size_t len, unsigned char *out, size_t out_max,
+                size_t *out_len)
 {
 	uint32_t acc = 0;
 	size_t i, n = 0, bits = 0, pad = 0, chars = 0;
@@ -70,8 +70,7 @@ dkim_b64_decode(const char *in, size_t len, unsigned char *out,
 }
 
 size_t
-dkim_b64_encode(const unsigned char *in, size_t len, char *out,
-                size_t out_size)
+dkim_b64_encode(const unsigned char *in, size_t len, char *out, size_t out_size)
 {
 	size_t need = (len + 2) / 3 * 4;
 

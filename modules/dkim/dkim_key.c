@@ -33,8 +33,9 @@ key_list_has(const char *v, size_t len, const char *item)
 		while (i < len && v[i] != ':')
 			i++;
 		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t' ||
-		                       v[end - 1] == '\r' || v[end - 1] == '\n'))
+		while (end > start &&
+		       (v[end - 1] == ' ' || v[end - 1] == '\t' ||
+		        v[end - 1] == '\r' || v[end - 1] == '\n'))
 			end--;
 		if (end - start == n && memcmp(v + start, item, n) == 0)
 			return true;

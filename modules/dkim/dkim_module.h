@@ -12,6 +12,12 @@
 /* Longest field value the smtp module accepts from a filter. */
 #define DKIM_FIELD_VALUE_MAX 900
 
+/* Where outbound mail is signed. */
+enum dkim_sign_hook {
+	DKIM_SIGN_AT_RELAY = 0, /* index in the enum names */
+	DKIM_SIGN_AT_DATA = 1,
+};
+
 enum dkim_on_sign_error {
 	DKIM_SIGN_ERROR_TEMPFAIL = 0, /* index in the enum names */
 	DKIM_SIGN_ERROR_CONTINUE = 1,
@@ -36,14 +42,16 @@ struct dkim_conf {
 	int64_t min_rsa_bits;
 	bool reject_l_tag;
 	bool add_header;
+	bool remove_forged_results;
 	const char *authserv_id;
-	int64_t timeout; /* ms; 0: the smtp module's filter_timeout */
+	int64_t timeout;           /* ms; 0: the smtp module's filter_timeout */
 	struct ptl_conf_list sign; /* struct dkim_sign_conf */
 	struct ptl_conf_list sign_headers;     /* const char * */
 	struct ptl_conf_list oversign_headers; /* const char * */
 	bool sign_authenticated;
 	bool sign_trusted;
 	int64_t signature_ttl; /* ms; 0: no x= */
+	int sign_hook;         /* enum dkim_sign_hook */
 	int on_sign_error;     /* enum dkim_on_sign_error */
 };
 

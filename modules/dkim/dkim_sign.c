@@ -77,8 +77,7 @@ dkim_signer_load_key(const char *path, EVP_PKEY **pkey_out,
 		break;
 	default:
 		(void)snprintf(why, why_size,
-		               "%s: key type is neither RSA nor Ed25519",
-		               path);
+		               "%s: key type is neither RSA nor Ed25519", path);
 		EVP_PKEY_free(pkey);
 		return -1;
 	}
@@ -140,8 +139,8 @@ dkim_from_domain(const char *value, size_t len, char *out, size_t out_size)
 int
 dkim_sign_begin(struct dkim_sign_job *j,
                 const struct dkim_signer *const *signers, size_t n,
-                const char *buf, size_t len, bool complete,
-                size_t max_fields, char *why, size_t why_size)
+                const char *buf, size_t len, bool complete, size_t max_fields,
+                char *why, size_t why_size)
 {
 	const char *reason;
 	size_t i, m;
@@ -274,9 +273,9 @@ sign_crypto(const struct dkim_signer *sg, const unsigned char hash[32],
 		mctx = EVP_MD_CTX_new();
 		if (mctx == NULL)
 			return 0;
-		ok = EVP_DigestSignInit(mctx, NULL, NULL, NULL, sg->pkey) ==
-		         1 &&
-		     EVP_DigestSign(mctx, sig, &len, hash, 32) == 1;
+		ok =
+		    EVP_DigestSignInit(mctx, NULL, NULL, NULL, sg->pkey) == 1 &&
+		    EVP_DigestSign(mctx, sig, &len, hash, 32) == 1;
 		EVP_MD_CTX_free(mctx);
 		return ok ? len : 0;
 	}
@@ -342,8 +341,8 @@ sign_one(struct dkim_sign_job *j, size_t idx, const unsigned char bh[32],
 		goto oom;
 	dkim_canon_select(&j->hdrs, names, nnames, sg->hcanon, used,
 	                  dkim_digest_emit, &d);
-	dkim_canon_header(sg->hcanon, field, (size_t)n, false,
-	                  dkim_digest_emit, &d);
+	dkim_canon_header(sg->hcanon, field, (size_t)n, false, dkim_digest_emit,
+	                  &d);
 	if (dkim_digest_final(&d, hash) != 0)
 		goto oom;
 	sig_len = sign_crypto(sg, hash, sig, sizeof(sig));
@@ -370,8 +369,7 @@ out:
 }
 
 int
-dkim_sign_end(struct dkim_sign_job *j, int64_t now, char *why,
-              size_t why_size)
+dkim_sign_end(struct dkim_sign_job *j, int64_t now, char *why, size_t why_size)
 {
 	unsigned char bh[2][32];
 	size_t m, i;

@@ -20,8 +20,8 @@ static const char *const verify_status_names[] = {
 const char *
 dkim_status_name(enum dkim_status st)
 {
-	if ((size_t)st >= sizeof(verify_status_names) /
-	                      sizeof(verify_status_names[0]))
+	if ((size_t)st >=
+	    sizeof(verify_status_names) / sizeof(verify_status_names[0]))
 		return "none";
 	return verify_status_names[st];
 }
@@ -120,8 +120,7 @@ verify_canon(const struct dkim_tag *t, struct dkim_sig *s)
 	return verify_canon_word(t->value, (size_t)(slash - t->value),
 	                         &s->hcanon) &&
 	       verify_canon_word(slash + 1,
-	                         t->value_len -
-	                             (size_t)(slash - t->value) - 1,
+	                         t->value_len - (size_t)(slash - t->value) - 1,
 	                         &s->bcanon);
 }
 
@@ -169,8 +168,7 @@ verify_auid_domain(const struct dkim_sig *s)
 
 /* h=: names separated by ':' with FWS around them. */
 static int
-verify_split_h(const struct dkim_tag *t, struct dkim_name *names,
-               size_t *count)
+verify_split_h(const struct dkim_tag *t, struct dkim_name *names, size_t *count)
 {
 	size_t i = 0, start, end, n = 0;
 
@@ -263,8 +261,8 @@ verify_sig_begin(struct dkim_verifier *v, struct dkim_sig *s, size_t fi)
 {
 	const struct dkim_hfield *f = &v->hdrs.field[fi];
 	const char *text = v->hdrs.base + f->off;
-	const struct dkim_tag *tv, *ta, *tb, *tbh, *tc, *td, *th, *ti, *tl,
-	    *tq, *ts, *tt, *tx;
+	const struct dkim_tag *tv, *ta, *tb, *tbh, *tc, *td, *th, *ti, *tl, *tq,
+	    *ts, *tt, *tx;
 	struct dkim_name names[VERIFY_H_MAX];
 	struct dkim_tags tags;
 	const char *why;
@@ -277,8 +275,7 @@ verify_sig_begin(struct dkim_verifier *v, struct dkim_sig *s, size_t fi)
 	value_off = (size_t)(colon - text) + 1;
 	if (dkim_tags_parse(text + value_off, f->len - value_off, &tags,
 	                    &why) != 0) {
-		(void)snprintf(s->reason, sizeof(s->reason), "syntax: %s",
-		               why);
+		(void)snprintf(s->reason, sizeof(s->reason), "syntax: %s", why);
 		s->status = DKIM_PERMERROR;
 		return 0;
 	}
@@ -304,11 +301,10 @@ verify_sig_begin(struct dkim_verifier *v, struct dkim_sig *s, size_t fi)
 		}
 		s->b_prefix[j] = '\0';
 	}
-	if (td != NULL && !verify_copy_domain(td, s->domain,
-	                                      sizeof(s->domain)))
+	if (td != NULL && !verify_copy_domain(td, s->domain, sizeof(s->domain)))
 		return verify_decide(s, DKIM_PERMERROR, "bad d=");
-	if (ts != NULL && !verify_copy_domain(ts, s->selector,
-	                                      sizeof(s->selector)))
+	if (ts != NULL &&
+	    !verify_copy_domain(ts, s->selector, sizeof(s->selector)))
 		return verify_decide(s, DKIM_PERMERROR, "bad s=");
 	if (tv == NULL || ta == NULL || tb == NULL || tbh == NULL ||
 	    td == NULL || th == NULL || ts == NULL)
@@ -329,11 +325,9 @@ verify_sig_begin(struct dkim_verifier *v, struct dkim_sig *s, size_t fi)
 		return verify_decide(s, DKIM_PERMERROR,
 		                     "unknown canonicalization");
 	if (tq != NULL && !dkim_tag_equals(tq, "dns/txt"))
-		return verify_decide(s, DKIM_PERMERROR,
-		                     "unknown query method");
+		return verify_decide(s, DKIM_PERMERROR, "unknown query method");
 	if (!verify_auid(ti, s))
-		return verify_decide(s, DKIM_PERMERROR,
-		                     "i= is not within d=");
+		return verify_decide(s, DKIM_PERMERROR, "i= is not within d=");
 	if (snprintf(name, sizeof(name), "%s._domainkey.%s", s->selector,
 	             s->domain) > VERIFY_NAME_MAX)
 		return verify_decide(s, DKIM_PERMERROR, "key name too long");
@@ -411,8 +405,8 @@ dkim_verify_begin(struct dkim_verifier *v, const char *buf, size_t len,
 		if (strcmp(why, "out of memory") == 0)
 			return -1;
 		v->header_error = true;
-		(void)snprintf(v->header_reason, sizeof(v->header_reason),
-		               "%s", why);
+		(void)snprintf(v->header_reason, sizeof(v->header_reason), "%s",
+		               why);
 		return 0;
 	}
 	for (i = 0; i < v->hdrs.count; i++) {
@@ -474,8 +468,7 @@ dkim_verify_body_end(struct dkim_verifier *v)
 			verify_decide(s, DKIM_FAIL,
 			              "l= is longer than the body");
 		} else if (CRYPTO_memcmp(bh, s->bh, sizeof(bh)) != 0) {
-			verify_decide(s, DKIM_FAIL,
-			              "body hash did not verify");
+			verify_decide(s, DKIM_FAIL, "body hash did not verify");
 		} else if (s->has_l && s->body_len > s->l) {
 			s->unsigned_body = true;
 		}
@@ -556,8 +549,7 @@ dkim_verify_with_records(struct dkim_verifier *v, size_t i,
 			break;
 		}
 		if (r == 0)
-			(void)snprintf(first_why, sizeof(first_why), "%s",
-			               why);
+			(void)snprintf(first_why, sizeof(first_why), "%s", why);
 	}
 	if (!found) {
 		verify_decide(s, DKIM_PERMERROR, first_why);
@@ -567,8 +559,7 @@ dkim_verify_with_records(struct dkim_verifier *v, size_t i,
 	if (key.revoked) {
 		verify_decide(s, DKIM_PERMERROR, "key revoked");
 	} else if (key.alg != s->alg) {
-		verify_decide(s, DKIM_PERMERROR,
-		              "key type does not match a=");
+		verify_decide(s, DKIM_PERMERROR, "key type does not match a=");
 	} else if (key.strict &&
 	           strcasecmp(verify_auid_domain(s), s->domain) != 0) {
 		verify_decide(s, DKIM_PERMERROR,
@@ -578,12 +569,12 @@ dkim_verify_with_records(struct dkim_verifier *v, size_t i,
 	} else {
 		s->key_bits = key.bits;
 		if (s->unsigned_body) {
-			(void)snprintf(why, sizeof(why),
-			               "l= leaves %llu body bytes unsigned",
-			               (unsigned long long)(s->body_len - s->l));
-			verify_decide(s, v->opts.reject_l ? DKIM_POLICY
-			                                  : DKIM_PASS,
-			              why);
+			(void)snprintf(
+			    why, sizeof(why),
+			    "l= leaves %llu body bytes unsigned",
+			    (unsigned long long)(s->body_len - s->l));
+			verify_decide(
+			    s, v->opts.reject_l ? DKIM_POLICY : DKIM_PASS, why);
 		} else {
 			verify_decide(s, DKIM_PASS, "");
 		}

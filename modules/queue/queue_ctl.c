@@ -48,8 +48,13 @@ ctl_read_one(struct ctl_scan *s, int dfd, const char *name)
 	int fd;
 
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
+	if (fd < 0) {
+		ptl_log(PTL_LOG_WARN, "queue: cannot read a request in ctl/: "
+				      "%s; removed",
+			strerror(errno));
+		(void)unlinkat(dfd, name, 0);
 		return;
+	}
 	n = read(fd, buf, sizeof(buf));
 	(void)close(fd);
 	/* Gone first: a bad request must not come back at every scan. */

@@ -116,6 +116,10 @@ queue_job_open_done(void *arg)
 		queue_job_results(job);
 		return;
 	}
+	ptl_log(PTL_LOG_DEBUG, "queue: %s: delivery to %s started (%zu "
+			       "recipient%s)",
+		m->env.id, job->w->dest->key, job->w->n,
+		job->w->n == 1 ? "" : "s");
 	if (relay_start(job->r->engine, &job->rj, queue_job_relay_done, job) !=
 	    PTL_OK) {
 		queue_job_fail_all(job, RELAY_RCPT_DEFERRED,

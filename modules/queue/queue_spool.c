@@ -1107,10 +1107,12 @@ queue_request_write(const char *qdir, int req, const char *id,
 		    char *name_out, size_t name_size, char *why,
 		    size_t why_size)
 {
-	char tmp[4096], dst[4096], name[64], tmpname[sizeof(name) + 1];
+	char tmp[4096], dst[4096], ctl_dir[4096], name[64],
+		tmpname[sizeof(name) + 1];
 	static unsigned counter;
 	struct qrec_buf b;
 	struct timespec ts;
+	struct stat dir_st;
 	int fd, err;
 
 	if (queue_request_name(req) == NULL ||
@@ -1134,6 +1136,15 @@ queue_request_write(const char *qdir, int req, const char *id,
 		return queue_why(why, why_size, "cannot create %s: %s", tmp,
 				 strerror(err));
 	}
+	/*
+	 * petrelctl usually runs as root, the runner as the server's user:
+	 * the request belongs to whoever owns ctl/, so the runner can read
+	 * and remove it.
+	 */
+	if (geteuid() == 0 &&
+	    queue_path(ctl_dir, sizeof(ctl_dir), qdir, "ctl", NULL) &&
+	    stat(ctl_dir, &dir_st) == 0)
+		(void)fchown(fd, dir_st.st_uid, dir_st.st_gid);
 	if (b.failed || queue_write_all(fd, b.data, b.len) != 0 ||
 	    close(fd) != 0) {
 		err = errno;

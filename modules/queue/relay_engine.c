@@ -109,7 +109,8 @@ engine_seed(struct relay_engine *e)
 	e->rng = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
 }
 
-/* ---- Parked sessions ------------------------------------------------------ */
+/* ---- Parked sessions ------------------------------------------------------
+ */
 
 static void
 parked_unlink(struct relay_engine *e, struct relay_parked *p)
@@ -157,12 +158,12 @@ parked_take(struct relay_engine *e, const char *key)
  * to the same destination, or say goodbye. */
 static void
 engine_release_session(struct relay_engine *e, struct smtpc_session *s,
-		       const char *key)
+                       const char *key)
 {
 	struct relay_parked *p;
 
-	if (key[0] == '\0' || strlen(key) >= sizeof(p->key) || e->aborting || ptl_loop_stopping() ||
-	    !smtpc_session_reusable(s)) {
+	if (key[0] == '\0' || strlen(key) >= sizeof(p->key) || e->aborting ||
+	    ptl_loop_stopping() || !smtpc_session_reusable(s)) {
 		smtpc_session_quit(s);
 		return;
 	}
@@ -191,7 +192,8 @@ engine_release_session(struct relay_engine *e, struct smtpc_session *s,
 	}
 }
 
-/* ---- Deliveries ------------------------------------------------------------ */
+/* ---- Deliveries ------------------------------------------------------------
+ */
 
 static const char *
 delivery_status_name(enum relay_rcpt_status st)
@@ -208,22 +210,21 @@ delivery_status_name(enum relay_rcpt_status st)
 }
 
 static void
-delivery_settle(struct relay_delivery *d, size_t i,
-		enum relay_rcpt_status st, const char *reply,
-		const char *remote_host)
+delivery_settle(struct relay_delivery *d, size_t i, enum relay_rcpt_status st,
+                const char *reply, const char *remote_host)
 {
 	struct relay_rcpt *r = &d->job->rcpts[i];
 
 	r->status = st;
 	relay_text(r->reply, sizeof(r->reply), "%s", reply);
 	relay_text(r->remote_host, sizeof(r->remote_host), "%s",
-		       remote_host != NULL ? remote_host : "");
+	           remote_host != NULL ? remote_host : "");
 	d->settled[i] = true;
 }
 
 static void
 delivery_settle_rest(struct relay_delivery *d, enum relay_rcpt_status st,
-		     const char *reply, const char *remote_host)
+                     const char *reply, const char *remote_host)
 {
 	size_t i;
 
@@ -258,22 +259,20 @@ delivery_finish(struct relay_delivery *d)
 
 	if (d->mx_started)
 		relay_mx_cancel(&d->mx);
-	delivery_settle_rest(d, RELAY_RCPT_DEFERRED,
-			     d->have_reason ? d->reason
-					    : "451 4.4.0 delivery not finished",
-			     d->have_reason && d->reason_remote
-				 ? d->reason_peer
-				 : NULL);
+	delivery_settle_rest(
+	    d, RELAY_RCPT_DEFERRED,
+	    d->have_reason ? d->reason : "451 4.4.0 delivery not finished",
+	    d->have_reason && d->reason_remote ? d->reason_peer : NULL);
 	for (i = 0; i < job->nrcpts; i++) {
 		const struct relay_rcpt *r = &job->rcpts[i];
 
 		/* The queue logs the outcome it records; this is detail. */
-		ptl_log(PTL_LOG_DEBUG, "relay: %s: to=<%s>, relay=%s, status=%s "
-				       "(%s)",
-			job->queue_id != NULL ? job->queue_id : "-",
-			r->address,
-			r->remote_host[0] != '\0' ? r->remote_host : "none",
-			delivery_status_name(r->status), r->reply);
+		ptl_log(PTL_LOG_DEBUG,
+		        "relay: %s: to=<%s>, relay=%s, status=%s "
+		        "(%s)",
+		        job->queue_id != NULL ? job->queue_id : "-", r->address,
+		        r->remote_host[0] != '\0' ? r->remote_host : "none",
+		        delivery_status_name(r->status), r->reply);
 	}
 	delivery_unlink(d);
 	ptl_timer_free(d->timer);
@@ -294,33 +293,32 @@ delivery_note(struct relay_delivery *d, struct smtpc_session *s)
 	d->reason_remote = smtpc_session_reason_remote(s);
 	d->reason_permanent = smtpc_session_permanent(s);
 	relay_text(d->reason_peer, sizeof(d->reason_peer), "%s",
-		       smtpc_session_peer(s));
+	           smtpc_session_peer(s));
 }
 
 static void
 delivery_exhausted(struct relay_delivery *d)
 {
 	/* A session's own words say more than "no more hosts". */
-	if (d->have_reason &&
-	    !(d->mx.phase == RELAY_MX_END &&
-	      d->mx.status == RELAY_RCPT_FAILED)) {
+	if (d->have_reason && !(d->mx.phase == RELAY_MX_END &&
+	                        d->mx.status == RELAY_RCPT_FAILED)) {
 		delivery_settle_rest(d,
-				     d->reason_permanent ? RELAY_RCPT_FAILED
-							 : RELAY_RCPT_DEFERRED,
-				     d->reason,
-				     d->reason_remote ? d->reason_peer : NULL);
+		                     d->reason_permanent ? RELAY_RCPT_FAILED
+		                                         : RELAY_RCPT_DEFERRED,
+		                     d->reason,
+		                     d->reason_remote ? d->reason_peer : NULL);
 	} else if (d->mx.phase == RELAY_MX_END) {
 		delivery_settle_rest(d, d->mx.status, d->mx.reason, NULL);
 	} else {
 		delivery_settle_rest(d, RELAY_RCPT_DEFERRED,
-				     "451 4.4.1 no host answered", NULL);
+		                     "451 4.4.1 no host answered", NULL);
 	}
 	delivery_finish(d);
 }
 
 static void
 delivery_on_result(struct smtpc_session *s, enum smtpc_outcome outcome,
-		   void *arg)
+                   void *arg)
 {
 	struct relay_delivery *d = arg;
 	struct relay_engine *e = d->e;
@@ -337,14 +335,15 @@ delivery_on_result(struct smtpc_session *s, enum smtpc_outcome outcome,
 		if (!d->on_parked) {
 			/* "may" means any TLS, else none: a server whose TLS
 			 * is broken still gets the mail, in clear. */
-			ptl_log(PTL_LOG_INFO, "relay: %s: retrying without "
-					      "STARTTLS",
-				smtpc_session_peer(s));
+			ptl_log(PTL_LOG_INFO,
+			        "relay: %s: retrying without "
+			        "STARTTLS",
+			        smtpc_session_peer(s));
 			d->target.no_starttls = true;
 			d->session = smtpc_session_start(
 			    e->conf, e->helo, &d->target,
 			    &(struct smtpc_txn){d->job, d->settled,
-						delivery_on_result, d},
+			                        delivery_on_result, d},
 			    &err);
 			if (d->session != NULL)
 				return;
@@ -370,17 +369,17 @@ delivery_mx_start(struct relay_delivery *d)
 	struct relay_engine *e = d->e;
 	const struct relay_route *route = d->job->route;
 	struct relay_mx_params p = {
-		.dns = e->dns,
-		.dns_inst = e->dns_inst,
-		.domain = d->job->domain,
-		.route_host = route != NULL ? route->host : NULL,
-		.self = e->helo,
-		.want_ipv4 = e->conf->ip_version != SMTPC_IP_IPV6,
-		.want_ipv6 = e->conf->ip_version != SMTPC_IP_IPV4,
-		.rnd = engine_rand,
-		.rnd_arg = e,
-		.wake = delivery_wake,
-		.arg = d,
+	    .dns = e->dns,
+	    .dns_inst = e->dns_inst,
+	    .domain = d->job->domain,
+	    .route_host = route != NULL ? route->host : NULL,
+	    .self = e->helo,
+	    .want_ipv4 = e->conf->ip_version != SMTPC_IP_IPV6,
+	    .want_ipv6 = e->conf->ip_version != SMTPC_IP_IPV4,
+	    .rnd = engine_rand,
+	    .rnd_arg = e,
+	    .wake = delivery_wake,
+	    .arg = d,
 	};
 
 	relay_mx_init(&d->mx, &p);
@@ -411,21 +410,21 @@ delivery_next_host(struct relay_delivery *d)
 		}
 		d->attempts++;
 		relay_text(d->target_host, sizeof(d->target_host), "%s",
-			       d->mx.cur_host);
+		           d->mx.cur_host);
 		d->target = (struct smtpc_target){
-			.host = d->target_host,
-			.tls = d->tls,
-			.ca_file = d->ca_file,
-			.auth_user = route != NULL ? route->auth_user : NULL,
-			.auth_password =
-			    route != NULL ? route->auth_password : NULL,
+		    .host = d->target_host,
+		    .tls = d->tls,
+		    .ca_file = d->ca_file,
+		    .auth_user = route != NULL ? route->auth_user : NULL,
+		    .auth_password =
+		        route != NULL ? route->auth_password : NULL,
 		};
 		d->target.addrlen = ptl_dns_addr_sockaddr(
 		    &d->mx.cur_addr, d->port, &d->target.addr);
 		d->session = smtpc_session_start(
 		    e->conf, e->helo, &d->target,
 		    &(struct smtpc_txn){d->job, d->settled, delivery_on_result,
-					d},
+		                        d},
 		    &err);
 		if (d->session != NULL)
 			return;
@@ -433,7 +432,7 @@ delivery_next_host(struct relay_delivery *d)
 		d->reason_remote = false;
 		d->reason_permanent = false;
 		relay_text(d->reason, sizeof(d->reason), "451 4.4.1 %s",
-			       err.text);
+		           err.text);
 		ptl_log(PTL_LOG_INFO, "relay: %s", d->reason);
 	}
 }
@@ -448,8 +447,8 @@ delivery_check_envelope(struct relay_delivery *d)
 
 	if (!smtpc_address_ok(job->mail_from, job->smtputf8)) {
 		delivery_settle_rest(d, RELAY_RCPT_FAILED,
-				     "553 5.1.7 bad sender address syntax",
-				     NULL);
+		                     "553 5.1.7 bad sender address syntax",
+		                     NULL);
 		return false;
 	}
 	for (i = 0; i < job->nrcpts; i++) {
@@ -458,9 +457,9 @@ delivery_check_envelope(struct relay_delivery *d)
 		if (a == NULL || a[0] == '\0' ||
 		    !smtpc_address_ok(a, job->smtputf8))
 			delivery_settle(d, i, RELAY_RCPT_FAILED,
-					"553 5.1.3 bad recipient address "
-					"syntax",
-					NULL);
+			                "553 5.1.3 bad recipient address "
+			                "syntax",
+			                NULL);
 		else
 			any = true;
 	}
@@ -475,16 +474,16 @@ delivery_key(struct relay_delivery *d)
 
 	if (route != NULL && route->host != NULL)
 		n = snprintf(d->key, sizeof(d->key), "route|%s|%u|%d|%s|%s",
-			     route->host, (unsigned)d->port, (int)d->tls,
-			     d->ca_file != NULL ? d->ca_file : "",
-			     route->auth_user != NULL ? route->auth_user : "");
+		             route->host, (unsigned)d->port, (int)d->tls,
+		             d->ca_file != NULL ? d->ca_file : "",
+		             route->auth_user != NULL ? route->auth_user : "");
 	else
 		n = snprintf(d->key, sizeof(d->key), "mx|%s|%u|%d|%s|%s",
-			     d->job->domain, (unsigned)d->port, (int)d->tls,
-			     d->ca_file != NULL ? d->ca_file : "",
-			     route != NULL && route->auth_user != NULL
-				 ? route->auth_user
-				 : "");
+		             d->job->domain, (unsigned)d->port, (int)d->tls,
+		             d->ca_file != NULL ? d->ca_file : "",
+		             route != NULL && route->auth_user != NULL
+		                 ? route->auth_user
+		                 : "");
 	if (n < 0 || (size_t)n >= sizeof(d->key))
 		d->key[0] = '\0';
 }
@@ -501,17 +500,19 @@ delivery_begin(struct ptl_timer *t, void *arg)
 		delivery_finish(d);
 		return;
 	}
-	d->tls = route != NULL ? route->tls : (enum relay_tls_policy)e->conf->tls;
+	d->tls =
+	    route != NULL ? route->tls : (enum relay_tls_policy)e->conf->tls;
 	d->ca_file = route != NULL && route->ca_file != NULL ? route->ca_file
-							      : e->conf->ca_file;
-	d->port = route != NULL && route->port != 0 ? route->port
-						    : (uint16_t)e->conf->mx_port;
+	                                                     : e->conf->ca_file;
+	d->port = route != NULL && route->port != 0
+	              ? route->port
+	              : (uint16_t)e->conf->mx_port;
 	delivery_key(d);
 	while ((s = parked_take(e, d->key)) != NULL) {
-		if (smtpc_session_send(s, &(struct smtpc_txn){
-					      d->job, d->settled,
-					      delivery_on_result, d}) ==
-		    PTL_OK) {
+		if (smtpc_session_send(s,
+		                       &(struct smtpc_txn){d->job, d->settled,
+		                                           delivery_on_result,
+		                                           d}) == PTL_OK) {
 			d->session = s;
 			d->on_parked = true;
 			return;
@@ -521,11 +522,12 @@ delivery_begin(struct ptl_timer *t, void *arg)
 	delivery_next_host(d);
 }
 
-/* ---- API -------------------------------------------------------------------- */
+/* ---- API --------------------------------------------------------------------
+ */
 
 int
 relay_engine_create(struct ptl_instance *inst, const void *conf,
-		    struct relay_engine **engine_out, struct ptl_error *err)
+                    struct relay_engine **engine_out, struct ptl_error *err)
 {
 	const struct smtpc_conf *c = conf;
 	const struct ptl_server_info *info = ptl_server_info();
@@ -544,15 +546,15 @@ relay_engine_create(struct ptl_instance *inst, const void *conf,
 	if (helo == NULL && info != NULL)
 		helo = info->hostname;
 	relay_text(e->helo, sizeof(e->helo), "%s",
-		       helo != NULL && helo[0] != '\0' ? helo : "localhost");
+	           helo != NULL && helo[0] != '\0' ? helo : "localhost");
 	svc = ptl_service_find(PTL_RESOLVER_SERVICE, PTL_RESOLVER_VERSION);
 	if (svc != NULL) {
 		e->dns = svc->methods;
 		e->dns_inst = svc->instance;
 	} else {
 		ptl_log(PTL_LOG_WARN,
-			"relay: no \"resolver\" service: mail that needs an "
-			"MX lookup stays deferred (add the resolver module)");
+		        "relay: no \"resolver\" service: mail that needs an "
+		        "MX lookup stays deferred (add the resolver module)");
 	}
 	engine_seed(e);
 	*engine_out = e;
@@ -569,8 +571,8 @@ relay_engine_free(struct relay_engine *e)
 }
 
 int
-relay_start(struct relay_engine *e, struct relay_job *job,
-	    relay_done_fn done, void *arg)
+relay_start(struct relay_engine *e, struct relay_job *job, relay_done_fn done,
+            void *arg)
 {
 	struct relay_delivery *d;
 	size_t i;
@@ -582,8 +584,8 @@ relay_start(struct relay_engine *e, struct relay_job *job,
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return PTL_ERROR;
-	d->settled = calloc(job->nrcpts > 0 ? job->nrcpts : 1,
-			    sizeof(*d->settled));
+	d->settled =
+	    calloc(job->nrcpts > 0 ? job->nrcpts : 1, sizeof(*d->settled));
 	d->timer = ptl_timer_new(delivery_begin, d);
 	if (d->settled == NULL || d->timer == NULL) {
 		ptl_timer_free(d->timer);
@@ -628,8 +630,8 @@ relay_abort_all(struct relay_engine *e)
 		d->have_reason = true;
 		d->reason_remote = false;
 		relay_text(d->reason, sizeof(d->reason),
-			       "451 4.3.2 delivery interrupted: the server is "
-			       "stopping");
+		           "451 4.3.2 delivery interrupted: the server is "
+		           "stopping");
 		delivery_finish(d);
 	}
 	while ((p = e->parked) != NULL) {

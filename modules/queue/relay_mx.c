@@ -12,8 +12,8 @@
 
 int
 relay_mx_order(const struct ptl_dns_mx *mx, size_t n, const char *self,
-	       relay_rand_fn rnd, void *rnd_arg, struct relay_mx_host *out,
-	       size_t cap, size_t *n_out)
+               relay_rand_fn rnd, void *rnd_arg, struct relay_mx_host *out,
+               size_t cap, size_t *n_out)
 {
 	const struct ptl_dns_mx *sorted[RELAY_MX_HOSTS_MAX * 4];
 	size_t ns = 0, i, j, run, kept = 0;
@@ -42,9 +42,8 @@ relay_mx_order(const struct ptl_dns_mx *mx, size_t n, const char *self,
 		}
 		/* Insertion keeps the answer order among equals, which the
 		 * shuffle below then randomizes. */
-		for (j = ns; j > 0 && sorted[j - 1]->preference >
-					  mx[i].preference;
-		     j--)
+		for (j = ns;
+		     j > 0 && sorted[j - 1]->preference > mx[i].preference; j--)
 			sorted[j] = sorted[j - 1];
 		sorted[j] = &mx[i];
 		ns++;
@@ -59,7 +58,7 @@ relay_mx_order(const struct ptl_dns_mx *mx, size_t n, const char *self,
 	}
 	for (i = 0; i < ns; i = run) {
 		for (run = i + 1; run < ns && sorted[run]->preference ==
-						  sorted[i]->preference;
+		                                  sorted[i]->preference;
 		     run++)
 			;
 		/* Fisher-Yates over the run of equal preference. */
@@ -73,7 +72,7 @@ relay_mx_order(const struct ptl_dns_mx *mx, size_t n, const char *self,
 	}
 	for (i = 0; i < ns && kept < cap; i++) {
 		relay_text(out[kept].name, sizeof(out[kept].name), "%s",
-			       sorted[i]->exchange);
+		           sorted[i]->exchange);
 		out[kept].preference = sorted[i]->preference;
 		kept++;
 	}
@@ -109,11 +108,11 @@ relay_text(char *out, size_t cap, const char *fmt, ...)
 
 /* Reasons end up in bounces and logs: relay_text() keeps them sane
  * whatever a domain name held. */
-#define mx_end(mx, st, ...)                                                  \
-	do {                                                                 \
-		relay_text((mx)->reason, sizeof((mx)->reason), __VA_ARGS__); \
-		(mx)->status = (st);                                         \
-		(mx)->phase = RELAY_MX_END;                                  \
+#define mx_end(mx, st, ...)                                                    \
+	do {                                                                   \
+		relay_text((mx)->reason, sizeof((mx)->reason), __VA_ARGS__);   \
+		(mx)->status = (st);                                           \
+		(mx)->phase = RELAY_MX_END;                                    \
 	} while (0)
 
 void
@@ -163,10 +162,10 @@ mx_use_literal(struct relay_mx *mx, const struct ptl_dns_addr *addr)
 {
 	/* The bare address names the host: it is what a certificate for
 	 * an address carries (and what the TLS layer checks). */
-	if (inet_ntop(addr->family, addr->family == AF_INET6
-					    ? (const void *)&addr->in6
-					    : (const void *)&addr->in4,
-		      mx->hosts[0].name, sizeof(mx->hosts[0].name)) == NULL)
+	if (inet_ntop(addr->family,
+	              addr->family == AF_INET6 ? (const void *)&addr->in6
+	                                       : (const void *)&addr->in4,
+	              mx->hosts[0].name, sizeof(mx->hosts[0].name)) == NULL)
 		mx->hosts[0].name[0] = '\0';
 	mx->nhosts = 1;
 	mx->host_i = 0;
@@ -195,8 +194,8 @@ mx_start(struct relay_mx *mx)
 			return PTL_OK;
 		}
 		/* A smarthost is the host itself, never an MX lookup. */
-		relay_text(mx->hosts[0].name, sizeof(mx->hosts[0].name),
-			       "%s", p->route_host);
+		relay_text(mx->hosts[0].name, sizeof(mx->hosts[0].name), "%s",
+		           p->route_host);
 		mx->nhosts = 1;
 		mx->phase = RELAY_MX_HOSTS;
 		return PTL_OK;
@@ -218,12 +217,11 @@ mx_start(struct relay_mx *mx)
 	}
 	mx->phase = RELAY_MX_QUERY_MX;
 	rc = p->dns->lookup(p->dns_inst, p->domain, PTL_DNS_MX, mx_on_mx, mx,
-			    &mx->q_mx);
+	                    &mx->q_mx);
 	if (rc != PTL_AGAIN) {
 		mx->q_mx = NULL;
 		mx_end(mx, RELAY_RCPT_DEFERRED,
-		       "451 4.3.0 cannot start the MX lookup of %s",
-		       p->domain);
+		       "451 4.3.0 cannot start the MX lookup of %s", p->domain);
 		return PTL_OK;
 	}
 	return PTL_AGAIN;
@@ -240,8 +238,8 @@ mx_on_mx(const struct ptl_dns_result *res, void *arg)
 	switch (res->status) {
 	case PTL_DNS_OK:
 		rc = relay_mx_order(res->mx, res->count, mx->p.self, mx->p.rnd,
-				    mx->p.rnd_arg, mx->hosts,
-				    RELAY_MX_HOSTS_MAX, &mx->nhosts);
+		                    mx->p.rnd_arg, mx->hosts,
+		                    RELAY_MX_HOSTS_MAX, &mx->nhosts);
 		if (rc == PTL_DECLINED)
 			mx_end(mx, RELAY_RCPT_FAILED,
 			       "556 5.1.10 null MX: %s accepts no mail",
@@ -258,8 +256,8 @@ mx_on_mx(const struct ptl_dns_result *res, void *arg)
 		break;
 	case PTL_DNS_NODATA:
 		/* RFC 5321 5.1: no MX, the domain is its own host. */
-		relay_text(mx->hosts[0].name, sizeof(mx->hosts[0].name),
-			       "%s", domain);
+		relay_text(mx->hosts[0].name, sizeof(mx->hosts[0].name), "%s",
+		           domain);
 		mx->nhosts = 1;
 		mx->implicit = true;
 		mx->phase = RELAY_MX_HOSTS;
@@ -301,15 +299,15 @@ mx_lookup_addrs(struct relay_mx *mx)
 	mx->phase = RELAY_MX_QUERY_ADDR;
 	if (p->want_ipv4) {
 		rc = p->dns->lookup(p->dns_inst, name, PTL_DNS_A, mx_on_addr,
-				    mx, &mx->q_a);
+		                    mx, &mx->q_a);
 		if (rc != PTL_AGAIN) {
 			mx->q_a = NULL;
 			mx->a_pending = false;
 		}
 	}
 	if (p->want_ipv6) {
-		rc = p->dns->lookup(p->dns_inst, name, PTL_DNS_AAAA,
-				    mx_on_addr, mx, &mx->q_aaaa);
+		rc = p->dns->lookup(p->dns_inst, name, PTL_DNS_AAAA, mx_on_addr,
+		                    mx, &mx->q_aaaa);
 		if (rc != PTL_AGAIN) {
 			mx->q_aaaa = NULL;
 			mx->aaaa_pending = false;
@@ -318,8 +316,8 @@ mx_lookup_addrs(struct relay_mx *mx)
 	if (!mx->a_pending && !mx->aaaa_pending) {
 		mx->tempfail = true;
 		relay_text(mx->tempfail_reason, sizeof(mx->tempfail_reason),
-			   "451 4.3.0 cannot start the address lookup of %s",
-			   name);
+		           "451 4.3.0 cannot start the address lookup of %s",
+		           name);
 		mx->host_i++;
 		mx->phase = RELAY_MX_HOSTS;
 		return PTL_OK;
@@ -341,7 +339,7 @@ mx_add_addrs(struct relay_mx *mx, const struct ptl_dns_result *res)
 		for (i = 0; i < res->count && mx->naddrs < RELAY_MX_ADDRS_MAX;
 		     i++) {
 			memmove(&mx->addrs[n4 + 1], &mx->addrs[n4],
-				(mx->naddrs - n4) * sizeof(mx->addrs[0]));
+			        (mx->naddrs - n4) * sizeof(mx->addrs[0]));
 			mx->addrs[n4++] = res->addrs[i];
 			mx->naddrs++;
 		}
@@ -366,12 +364,13 @@ mx_on_addr(const struct ptl_dns_result *res, void *arg)
 	if (res->status == PTL_DNS_OK) {
 		mx_add_addrs(mx, res);
 	} else if (res->status == PTL_DNS_TEMPFAIL ||
-		   (res->status == PTL_DNS_PERMFAIL && res->reason != NULL &&
-		    strncmp(res->reason, "invalid name", 12) != 0)) {
+	           (res->status == PTL_DNS_PERMFAIL && res->reason != NULL &&
+	            strncmp(res->reason, "invalid name", 12) != 0)) {
 		mx->tempfail = true;
 		relay_text(mx->tempfail_reason, sizeof(mx->tempfail_reason),
-			   "451 4.4.3 address lookup of %s failed: %s",
-			   res->name, res->reason != NULL ? res->reason : "error");
+		           "451 4.4.3 address lookup of %s failed: %s",
+		           res->name,
+		           res->reason != NULL ? res->reason : "error");
 	}
 	if (mx->a_pending || mx->aaaa_pending)
 		return;

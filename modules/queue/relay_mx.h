@@ -16,15 +16,14 @@
 #define RELAY_MX_HOSTS_MAX 32
 #define RELAY_MX_ADDRS_MAX 16
 /* Room for a host name (253) and its NUL. */
-#define RELAY_HOST_MAX 256
+#define RELAY_HOST_MAX   256
 #define RELAY_REASON_MAX 512
 
 /**
  * printf into @p out (truncating) and make the result one printable
  * ASCII line: text that ends up in bounces and logs. @return @p out.
  */
-char *relay_text(char *out, size_t cap, const char *fmt, ...)
-	PTL_PRINTF(3, 4);
+char *relay_text(char *out, size_t cap, const char *fmt, ...) PTL_PRINTF(3, 4);
 
 /** A uniform random number below @p bound (> 0). */
 typedef uint32_t (*relay_rand_fn)(uint32_t bound, void *arg);
@@ -45,8 +44,8 @@ struct relay_mx_host {
  * the domain loops back to us).
  */
 int relay_mx_order(const struct ptl_dns_mx *mx, size_t n, const char *self,
-		   relay_rand_fn rnd, void *rnd_arg, struct relay_mx_host *out,
-		   size_t cap, size_t *n_out);
+                   relay_rand_fn rnd, void *rnd_arg, struct relay_mx_host *out,
+                   size_t cap, size_t *n_out);
 
 /** What resolution is for. Strings are borrowed for the whole run. */
 struct relay_mx_params {
@@ -65,11 +64,11 @@ struct relay_mx_params {
 
 enum relay_mx_phase {
 	RELAY_MX_INIT = 0,
-	RELAY_MX_QUERY_MX,    /* MX lookup of the domain running */
-	RELAY_MX_HOSTS,       /* host list known */
-	RELAY_MX_QUERY_ADDR,  /* A/AAAA of the current host running */
-	RELAY_MX_ADDRS,       /* addresses of the current host known */
-	RELAY_MX_END,         /* exhausted; status and reason set */
+	RELAY_MX_QUERY_MX,   /* MX lookup of the domain running */
+	RELAY_MX_HOSTS,      /* host list known */
+	RELAY_MX_QUERY_ADDR, /* A/AAAA of the current host running */
+	RELAY_MX_ADDRS,      /* addresses of the current host known */
+	RELAY_MX_END,        /* exhausted; status and reason set */
 };
 
 /** Resolution state of one delivery. Owned by its delivery. */

@@ -21,7 +21,7 @@
  * that, but a reply never grows without end (OpenSMTPD CVE-2020-8794 was
  * a client that mishandled multi-line replies).
  */
-#define SMTPC_REPLY_LINE_MAX 1024   /* octets per line, CRLF included */
+#define SMTPC_REPLY_LINE_MAX  1024  /* octets per line, CRLF included */
 #define SMTPC_REPLY_LINES_MAX 100   /* lines per reply */
 #define SMTPC_REPLY_BYTES_MAX 65536 /* octets per reply */
 /* The summary kept of a reply: what a result's reply field holds. */
@@ -29,15 +29,15 @@
 
 /** A reply being read, line by line. */
 struct smtpc_reply {
-	int code;         /* 0 before the first line */
+	int code; /* 0 before the first line */
 	size_t nlines;
 	size_t bytes;
-	bool complete;    /* the last line was read */
+	bool complete; /* the last line was read */
 	/* "550 5.1.1 text of line 1 text of line 2", printable ASCII,
 	 * NUL-terminated, truncated to fit. */
 	char text[SMTPC_REPLY_TEXT_MAX];
 	size_t text_len;
-	size_t enh_len;   /* length of line 1's enhanced status code */
+	size_t enh_len;    /* length of line 1's enhanced status code */
 	const char *error; /* why feed() returned PTL_ERROR (static text) */
 };
 
@@ -53,7 +53,7 @@ void smtpc_reply_reset(struct smtpc_reply *r);
  * r->error says why; the connection cannot be trusted any more).
  */
 int smtpc_reply_feed(struct smtpc_reply *r, const char *line, size_t len,
-		     const char **text_out, size_t *text_len_out);
+                     const char **text_out, size_t *text_len_out);
 
 /** Reply class: 2, 3, 4 or 5 (0 when no code). */
 static inline int
@@ -64,15 +64,15 @@ smtpc_reply_class(const struct smtpc_reply *r)
 
 /* ESMTP extensions from an EHLO reply. */
 #define SMTPC_EXT_PIPELINING 0x001u
-#define SMTPC_EXT_STARTTLS 0x002u
-#define SMTPC_EXT_SIZE 0x004u
-#define SMTPC_EXT_8BITMIME 0x008u
-#define SMTPC_EXT_SMTPUTF8 0x010u
-#define SMTPC_EXT_DSN 0x020u
+#define SMTPC_EXT_STARTTLS   0x002u
+#define SMTPC_EXT_SIZE       0x004u
+#define SMTPC_EXT_8BITMIME   0x008u
+#define SMTPC_EXT_SMTPUTF8   0x010u
+#define SMTPC_EXT_DSN        0x020u
 #define SMTPC_EXT_AUTH_PLAIN 0x040u
-#define SMTPC_EXT_CHUNKING 0x080u
+#define SMTPC_EXT_CHUNKING   0x080u
 #define SMTPC_EXT_BINARYMIME 0x100u
-#define SMTPC_EXT_ENHANCED 0x200u
+#define SMTPC_EXT_ENHANCED   0x200u
 
 /** What the server announced. */
 struct smtpc_caps {
@@ -122,7 +122,7 @@ void smtpc_dot_init(struct smtpc_dot *d);
  * @return the bytes written to @p out.
  */
 size_t smtpc_dot_encode(struct smtpc_dot *d, const char *in, size_t len,
-			char *out);
+                        char *out);
 
 /**
  * End the data: a line break if the message did not end with one, then
@@ -138,15 +138,15 @@ struct smtpc_data {
 	bool raw;        /* BDAT: bytes as they are; else DATA encoding */
 	bool done;       /* everything, the final "." included, is queued */
 	struct smtpc_dot dot;
-	char *in;        /* read buffer (malloc, SMTPC_DATA_CHUNK) */
-	char *out;       /* encoded buffer (malloc, 2 * chunk + 8) */
+	char *in;  /* read buffer (malloc, SMTPC_DATA_CHUNK) */
+	char *out; /* encoded buffer (malloc, 2 * chunk + 8) */
 };
 
 #define SMTPC_DATA_CHUNK 16384
 
 /** Prepare to send @p size bytes of @p fd. @return PTL_OK or PTL_ERROR. */
 int smtpc_data_begin(struct smtpc_data *d, int fd, uint64_t size, bool raw,
-		     struct ptl_error *err);
+                     struct ptl_error *err);
 
 /**
  * Queue more of the message on @p c until its write queue is full.
@@ -155,7 +155,7 @@ int smtpc_data_begin(struct smtpc_data *d, int fd, uint64_t size, bool raw,
  * write: the data must NOT be ended, the connection must be aborted).
  */
 int smtpc_data_send(struct smtpc_data *d, struct ptl_conn *c,
-		    struct ptl_error *err);
+                    struct ptl_error *err);
 
 /** Release the buffers (safe to call twice). */
 void smtpc_data_end(struct smtpc_data *d);
@@ -168,10 +168,10 @@ struct smtpc_target {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum relay_tls_policy tls;
-	bool no_starttls;  /* "may" retrying in clear after a failed
-			      handshake */
-	const char *ca_file;       /* NULL: system store */
-	const char *auth_user;     /* AUTH PLAIN when set (TLS only) */
+	bool no_starttls;      /* "may" retrying in clear after a failed
+	                          handshake */
+	const char *ca_file;   /* NULL: system store */
+	const char *auth_user; /* AUTH PLAIN when set (TLS only) */
 	const char *auth_password;
 };
 
@@ -197,7 +197,7 @@ struct smtpc_session;
  * the callee must call smtpc_session_park() or smtpc_session_quit().
  */
 typedef void (*smtpc_result_fn)(struct smtpc_session *s,
-				enum smtpc_outcome outcome, void *arg);
+                                enum smtpc_outcome outcome, void *arg);
 /** A parked (idle) session closed. Forget it. */
 typedef void (*smtpc_closed_fn)(struct smtpc_session *s, void *arg);
 
@@ -215,10 +215,10 @@ struct smtpc_txn {
  * call. @return the session, or NULL (err filled; nothing started).
  */
 struct smtpc_session *smtpc_session_start(const struct smtpc_conf *conf,
-					  const char *helo,
-					  const struct smtpc_target *t,
-					  const struct smtpc_txn *txn,
-					  struct ptl_error *err);
+                                          const char *helo,
+                                          const struct smtpc_target *t,
+                                          const struct smtpc_txn *txn,
+                                          struct ptl_error *err);
 
 /**
  * Run another transaction on a parked session.
@@ -235,7 +235,7 @@ bool smtpc_session_reusable(const struct smtpc_session *s);
  * when it closes meanwhile (timeout, server gone, aborted).
  */
 void smtpc_session_park(struct smtpc_session *s, int64_t idle_ms,
-			smtpc_closed_fn closed, void *arg);
+                        smtpc_closed_fn closed, void *arg);
 
 /** Say QUIT and close; no callback follows. */
 void smtpc_session_quit(struct smtpc_session *s);

@@ -52,20 +52,20 @@ struct smtpc_conf {
 	int64_t connect_timeout;  /**< TCP connect */
 	int64_t greeting_timeout; /**< the 220 greeting (RFC 5321 4.5.3.2.1) */
 	int64_t command_timeout;  /**< EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET,
-				     and a TLS handshake (4.5.3.2.2, .3) */
+	                             and a TLS handshake (4.5.3.2.2, .3) */
 	int64_t data_timeout;     /**< reply to DATA (4.5.3.2.4) */
 	int64_t data_block_timeout; /**< no progress sending data (.5) */
 	int64_t data_done_timeout;  /**< reply to the final "." (.6) */
-	int64_t quit_timeout;     /**< reply to QUIT before closing */
-	int64_t max_hosts;        /**< connection attempts per delivery */
-	int tls;                  /**< enum relay_tls_policy, for MX */
-	const char *ca_file;      /**< for "verify"; NULL: system store */
-	int64_t mx_port;          /**< port of MX hosts and of routes that
-				     give none: 25; a test/lab knob */
-	int ip_version;           /**< enum smtpc_ip_version */
-	int64_t reuse_messages;   /**< messages per cached connection; 0:
-				     no connection reuse */
-	int64_t reuse_idle;       /**< how long an idle connection is kept */
+	int64_t quit_timeout;       /**< reply to QUIT before closing */
+	int64_t max_hosts;          /**< connection attempts per delivery */
+	int tls;                    /**< enum relay_tls_policy, for MX */
+	const char *ca_file;        /**< for "verify"; NULL: system store */
+	int64_t mx_port;            /**< port of MX hosts and of routes that
+	                               give none: 25; a test/lab knob */
+	int ip_version;             /**< enum smtpc_ip_version */
+	int64_t reuse_messages;     /**< messages per cached connection; 0:
+	                               no connection reuse */
+	int64_t reuse_idle;         /**< how long an idle connection is kept */
 };
 
 /** Keys of the "relay" object; ends with a NULL name. */

@@ -69,7 +69,7 @@ smtpc_dot_finish(struct smtpc_dot *d, char *out)
 
 int
 smtpc_data_begin(struct smtpc_data *d, int fd, uint64_t size, bool raw,
-		 struct ptl_error *err)
+                 struct ptl_error *err)
 {
 	d->fd = fd;
 	d->size = size;
@@ -110,18 +110,18 @@ data_read(struct smtpc_data *d, size_t *got_out, struct ptl_error *err)
 	if (n < 0)
 		return ptl_error_set_errno(err, errno, "reading the message");
 	if (n == 0)
-		return ptl_error_set(err, "message file shorter than its "
-					  "size (%llu of %llu bytes)",
-				     (unsigned long long)d->offset,
-				     (unsigned long long)d->size);
+		return ptl_error_set(err,
+		                     "message file shorter than its "
+		                     "size (%llu of %llu bytes)",
+		                     (unsigned long long)d->offset,
+		                     (unsigned long long)d->size);
 	d->offset += (uint64_t)n;
 	*got_out = (size_t)n;
 	return PTL_OK;
 }
 
 int
-smtpc_data_send(struct smtpc_data *d, struct ptl_conn *c,
-		struct ptl_error *err)
+smtpc_data_send(struct smtpc_data *d, struct ptl_conn *c, struct ptl_error *err)
 {
 	size_t got = 0, n;
 	int rc;
@@ -138,7 +138,7 @@ smtpc_data_send(struct smtpc_data *d, struct ptl_conn *c,
 			rc = ptl_conn_write(c, d->out, n);
 			if (rc == PTL_ERROR)
 				return ptl_error_set(err, "cannot queue the "
-							  "end of data");
+				                          "end of data");
 			d->done = true;
 			return PTL_DONE;
 		}

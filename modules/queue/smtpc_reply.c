@@ -80,7 +80,7 @@ reply_append(struct smtpc_reply *r, const char *s, size_t len)
 
 int
 smtpc_reply_feed(struct smtpc_reply *r, const char *line, size_t len,
-		 const char **text_out, size_t *text_len_out)
+                 const char **text_out, size_t *text_len_out)
 {
 	const char *text;
 	size_t text_len, skip;
@@ -225,14 +225,14 @@ smtpc_caps_line(struct smtpc_caps *caps, const char *text, size_t len)
 		const char *word;
 		unsigned ext;
 	} simple[] = {
-		{"PIPELINING", SMTPC_EXT_PIPELINING},
-		{"STARTTLS", SMTPC_EXT_STARTTLS},
-		{"8BITMIME", SMTPC_EXT_8BITMIME},
-		{"SMTPUTF8", SMTPC_EXT_SMTPUTF8},
-		{"DSN", SMTPC_EXT_DSN},
-		{"CHUNKING", SMTPC_EXT_CHUNKING},
-		{"BINARYMIME", SMTPC_EXT_BINARYMIME},
-		{"ENHANCEDSTATUSCODES", SMTPC_EXT_ENHANCED},
+	    {"PIPELINING", SMTPC_EXT_PIPELINING},
+	    {"STARTTLS", SMTPC_EXT_STARTTLS},
+	    {"8BITMIME", SMTPC_EXT_8BITMIME},
+	    {"SMTPUTF8", SMTPC_EXT_SMTPUTF8},
+	    {"DSN", SMTPC_EXT_DSN},
+	    {"CHUNKING", SMTPC_EXT_CHUNKING},
+	    {"BINARYMIME", SMTPC_EXT_BINARYMIME},
+	    {"ENHANCEDSTATUSCODES", SMTPC_EXT_ENHANCED},
 	};
 	size_t w, i, rest;
 	const char *param;
@@ -246,8 +246,8 @@ smtpc_caps_line(struct smtpc_caps *caps, const char *text, size_t len)
 	}
 	if (caps_word_is(text, w, "SIZE")) {
 		caps->ext |= SMTPC_EXT_SIZE;
-		caps->size_max = caps_size(param, caps_word_len(param, rest,
-								'\0'));
+		caps->size_max =
+		    caps_size(param, caps_word_len(param, rest, '\0'));
 		return;
 	}
 	if (caps_word_is(text, w, "AUTH")) {

@@ -58,9 +58,9 @@ enum smtpc_phase {
 };
 
 static const char *const smtpc_phase_names[] = {
-	"connect", "greeting", "EHLO", "HELO", "STARTTLS", "TLS handshake",
-	"AUTH",    "MAIL/RCPT", "message data", "end of data", "idle", "QUIT",
-	"close",
+    "connect",       "greeting", "EHLO",      "HELO",         "STARTTLS",
+    "TLS handshake", "AUTH",     "MAIL/RCPT", "message data", "end of data",
+    "idle",          "QUIT",     "close",
 };
 
 struct smtpc_session {
@@ -120,16 +120,16 @@ struct smtpc_session {
 };
 
 static void session_handler(struct ptl_conn *c, enum ptl_conn_event ev,
-			    void *arg);
+                            void *arg);
 static void session_after_ehlo(struct smtpc_session *s);
 static void session_txn_begin(struct smtpc_session *s);
 
 /* Reasons go into bounces and logs: relay_text() keeps them one
  * printable ASCII line. */
-#define session_reason(s, remote, ...)                                       \
-	do {                                                                 \
-		relay_text((s)->reason, sizeof((s)->reason), __VA_ARGS__);   \
-		(s)->reason_remote = (remote);                               \
+#define session_reason(s, remote, ...)                                         \
+	do {                                                                   \
+		relay_text((s)->reason, sizeof((s)->reason), __VA_ARGS__);     \
+		(s)->reason_remote = (remote);                                 \
 	} while (0)
 
 static void
@@ -211,21 +211,21 @@ session_close(struct smtpc_session *s, enum session_close_mode mode)
 /* The result of every recipient still pending, from one reply or
  * reason. */
 static void
-session_settle(struct smtpc_session *s, size_t i,
-	       enum relay_rcpt_status status, const char *reply, bool remote)
+session_settle(struct smtpc_session *s, size_t i, enum relay_rcpt_status status,
+               const char *reply, bool remote)
 {
 	struct relay_rcpt *r = &s->txn.job->rcpts[i];
 
 	r->status = status;
 	relay_text(r->reply, sizeof(r->reply), "%s", reply);
 	relay_text(r->remote_host, sizeof(r->remote_host), "%s",
-		       remote ? s->peer : "");
+	           remote ? s->peer : "");
 	s->txn.settled[i] = true;
 }
 
 static void
 session_settle_all(struct smtpc_session *s, enum relay_rcpt_status status,
-		   const char *reply, bool remote)
+                   const char *reply, bool remote)
 {
 	size_t i;
 
@@ -260,13 +260,13 @@ static void
 session_fail_io(struct smtpc_session *s, const char *what)
 {
 	session_reason(s, false, "451 4.4.2 %s: %s during %s", s->peer, what,
-		       smtpc_phase_names[s->phase]);
+	               smtpc_phase_names[s->phase]);
 	ptl_log(PTL_LOG_INFO, "relay: %s", s->reason);
 	session_fail(s, false);
 }
 
-static int
-session_write(struct smtpc_session *s, const char *fmt, ...) PTL_PRINTF(2, 3);
+static int session_write(struct smtpc_session *s, const char *fmt, ...)
+    PTL_PRINTF(2, 3);
 
 static int
 session_write(struct smtpc_session *s, const char *fmt, ...)
@@ -308,7 +308,7 @@ session_refused(struct smtpc_session *s, bool permanent)
 	session_reason(s, true, "%s", s->reply.text);
 	s->permanent = permanent;
 	ptl_log(PTL_LOG_INFO, "relay: %s refused at %s: %s", s->peer,
-		smtpc_phase_names[s->phase], s->reply.text);
+	        smtpc_phase_names[s->phase], s->reply.text);
 	session_fail(s, true);
 }
 
@@ -373,11 +373,10 @@ session_on_starttls(struct smtpc_session *s)
 	 * a man in the middle) cannot make us read cleartext as if it
 	 * came through TLS. */
 	if (ptl_conn_starttls_client(s->conn, s->host,
-				     verify ? PTL_TLS_VERIFY_PEER
-					    : PTL_TLS_VERIFY_NONE,
-				     s->ca_file, &err) != PTL_OK) {
-		session_reason(s, false, "451 4.7.5 %s: %s", s->peer,
-			       err.text);
+	                             verify ? PTL_TLS_VERIFY_PEER
+	                                    : PTL_TLS_VERIFY_NONE,
+	                             s->ca_file, &err) != PTL_OK) {
+		session_reason(s, false, "451 4.7.5 %s: %s", s->peer, err.text);
 		ptl_log(PTL_LOG_WARN, "relay: %s", s->reason);
 		session_fail(s, false);
 	}
@@ -389,15 +388,15 @@ session_on_tls_ready(struct smtpc_session *s)
 	if (s->tls_policy == RELAY_TLS_VERIFY &&
 	    !ptl_conn_tls_verified(s->conn)) {
 		session_reason(s, false,
-			       "451 4.7.5 %s: certificate not verified",
-			       s->peer);
+		               "451 4.7.5 %s: certificate not verified",
+		               s->peer);
 		session_fail(s, false);
 		return;
 	}
 	s->tls = true;
 	ptl_log(PTL_LOG_DEBUG, "relay: %s: TLS %s %s%s", s->peer,
-		ptl_conn_tls_version(s->conn), ptl_conn_tls_cipher(s->conn),
-		ptl_conn_tls_verified(s->conn) ? ", verified" : "");
+	        ptl_conn_tls_version(s->conn), ptl_conn_tls_cipher(s->conn),
+	        ptl_conn_tls_verified(s->conn) ? ", verified" : "");
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
 	s->ehlo_done = false;
 	session_send_ehlo(s, false);
@@ -407,7 +406,7 @@ static size_t
 session_base64(char *out, size_t cap, const unsigned char *in, size_t len)
 {
 	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-				  "qrstuvwxyz0123456789+/";
+	                          "qrstuvwxyz0123456789+/";
 	size_t o = 0, i;
 
 	if ((len + 2) / 3 * 4 + 1 > cap)
@@ -457,7 +456,7 @@ session_send_auth(struct smtpc_session *s)
 	s->phase = SMTPC_AUTH;
 	session_set_timeout(s, s->conf->command_timeout);
 	rc = n == (size_t)-1 ? PTL_ERROR
-			     : session_write(s, "AUTH PLAIN %s\r\n", b64);
+	                     : session_write(s, "AUTH PLAIN %s\r\n", b64);
 	explicit_bzero(b64, sizeof(b64));
 	(void)rc;
 }
@@ -480,7 +479,7 @@ static void
 session_after_ehlo(struct smtpc_session *s)
 {
 	bool want_tls = s->tls_policy != RELAY_TLS_NONE && !s->no_starttls &&
-			!s->starttls_refused;
+	                !s->starttls_refused;
 
 	if (!s->tls && want_tls && (s->caps.ext & SMTPC_EXT_STARTTLS)) {
 		s->phase = SMTPC_STARTTLS;
@@ -489,11 +488,11 @@ session_after_ehlo(struct smtpc_session *s)
 		return;
 	}
 	if (!s->tls && (s->tls_policy == RELAY_TLS_ENCRYPT ||
-			s->tls_policy == RELAY_TLS_VERIFY)) {
+	                s->tls_policy == RELAY_TLS_VERIFY)) {
 		session_reason(s, false,
-			       "451 4.7.4 %s does not offer STARTTLS, which "
-			       "the TLS policy requires",
-			       s->peer);
+		               "451 4.7.4 %s does not offer STARTTLS, which "
+		               "the TLS policy requires",
+		               s->peer);
 		ptl_log(PTL_LOG_INFO, "relay: %s", s->reason);
 		session_fail(s, true);
 		return;
@@ -502,17 +501,17 @@ session_after_ehlo(struct smtpc_session *s)
 		/* Credentials never travel in clear. */
 		if (!s->tls) {
 			session_reason(s, false,
-				       "451 4.7.11 %s: no TLS, so no AUTH "
-				       "credentials sent",
-				       s->peer);
+			               "451 4.7.11 %s: no TLS, so no AUTH "
+			               "credentials sent",
+			               s->peer);
 			session_fail(s, true);
 			return;
 		}
 		if (!(s->caps.ext & SMTPC_EXT_AUTH_PLAIN)) {
 			session_reason(s, false,
-				       "451 4.7.8 %s does not offer AUTH "
-				       "PLAIN",
-				       s->peer);
+			               "451 4.7.8 %s does not offer AUTH "
+			               "PLAIN",
+			               s->peer);
 			session_fail(s, true);
 			return;
 		}
@@ -540,7 +539,7 @@ session_headers_ascii(const struct relay_job *job)
 		limit = (uint64_t)1 << 20;
 	while (off < limit) {
 		size_t want = limit - off < sizeof(buf) ? (size_t)(limit - off)
-							 : sizeof(buf);
+		                                        : sizeof(buf);
 
 		n = pread(job->fd, buf, want, (off_t)off);
 		if (n <= 0)
@@ -575,7 +574,8 @@ session_envelope_ascii(const struct smtpc_session *s)
 	if (!smtpc_is_ascii(job->mail_from))
 		return false;
 	for (i = 0; i < job->nrcpts; i++) {
-		if (!s->txn.settled[i] && !smtpc_is_ascii(job->rcpts[i].address))
+		if (!s->txn.settled[i] &&
+		    !smtpc_is_ascii(job->rcpts[i].address))
 			return false;
 	}
 	return true;
@@ -593,23 +593,23 @@ session_txn_precheck(struct smtpc_session *s, bool *utf8_out)
 	if ((s->caps.ext & SMTPC_EXT_SIZE) && s->caps.size_max > 0 &&
 	    job->size > s->caps.size_max)
 		relay_text(why, sizeof(why),
-			       "552 5.3.4 message of %llu bytes exceeds the "
-			       "limit of %llu bytes of %s",
-			       (unsigned long long)job->size,
-			       (unsigned long long)s->caps.size_max, s->peer);
+		           "552 5.3.4 message of %llu bytes exceeds the "
+		           "limit of %llu bytes of %s",
+		           (unsigned long long)job->size,
+		           (unsigned long long)s->caps.size_max, s->peer);
 	else if (job->body == PTL_BODY_BINARYMIME &&
-		 (s->caps.ext & (SMTPC_EXT_CHUNKING | SMTPC_EXT_BINARYMIME)) !=
-		     (SMTPC_EXT_CHUNKING | SMTPC_EXT_BINARYMIME))
+	         (s->caps.ext & (SMTPC_EXT_CHUNKING | SMTPC_EXT_BINARYMIME)) !=
+	             (SMTPC_EXT_CHUNKING | SMTPC_EXT_BINARYMIME))
 		relay_text(why, sizeof(why),
-			       "554 5.6.3 %s does not accept binary content "
-			       "(BINARYMIME)",
-			       s->peer);
+		           "554 5.6.3 %s does not accept binary content "
+		           "(BINARYMIME)",
+		           s->peer);
 	else if (job->smtputf8 && !*utf8_out &&
-		 (!session_envelope_ascii(s) || !session_headers_ascii(job)))
+	         (!session_envelope_ascii(s) || !session_headers_ascii(job)))
 		relay_text(why, sizeof(why),
-			       "553 5.6.7 %s does not support SMTPUTF8, "
-			       "which this message needs",
-			       s->peer);
+		           "553 5.6.7 %s does not support SMTPUTF8, "
+		           "which this message needs",
+		           s->peer);
 	if (why[0] == '\0')
 		return true;
 	session_reason(s, false, "%s", why);
@@ -628,31 +628,29 @@ session_send_mail(struct smtpc_session *s, bool utf8)
 	params[0] = '\0';
 	if (s->caps.ext & SMTPC_EXT_SIZE)
 		n += (size_t)snprintf(params + n, sizeof(params) - n,
-				      " SIZE=%llu",
-				      (unsigned long long)job->size);
+		                      " SIZE=%llu",
+		                      (unsigned long long)job->size);
 	if (job->body == PTL_BODY_8BITMIME &&
 	    (s->caps.ext & SMTPC_EXT_8BITMIME))
 		n += (size_t)snprintf(params + n, sizeof(params) - n,
-				      " BODY=8BITMIME");
+		                      " BODY=8BITMIME");
 	else if (job->body == PTL_BODY_BINARYMIME)
 		n += (size_t)snprintf(params + n, sizeof(params) - n,
-				      " BODY=BINARYMIME");
+		                      " BODY=BINARYMIME");
 	if (utf8)
 		n += (size_t)snprintf(params + n, sizeof(params) - n,
-				      " SMTPUTF8");
+		                      " SMTPUTF8");
 	if (dsn && job->ret != PTL_DSN_RET_UNSET)
-		n += (size_t)snprintf(params + n, sizeof(params) - n,
-				      " RET=%s",
-				      job->ret == PTL_DSN_RET_FULL ? "FULL"
-								   : "HDRS");
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " RET=%s",
+		                      job->ret == PTL_DSN_RET_FULL ? "FULL"
+		                                                   : "HDRS");
 	if (dsn && job->envid != NULL && job->envid[0] != '\0' &&
-	    smtpc_xtext(envid, sizeof(envid), job->envid,
-			strlen(job->envid)) != (size_t)-1)
+	    smtpc_xtext(envid, sizeof(envid), job->envid, strlen(job->envid)) !=
+	        (size_t)-1)
 		n += (size_t)snprintf(params + n, sizeof(params) - n,
-				      " ENVID=%s", envid);
+		                      " ENVID=%s", envid);
 	(void)n;
-	return session_write(s, "MAIL FROM:<%s>%s\r\n", job->mail_from,
-			     params);
+	return session_write(s, "MAIL FROM:<%s>%s\r\n", job->mail_from, params);
 }
 
 /* ORCPT is passed on only as "rfc822;address" (RFC 3461 4.2). */
@@ -685,30 +683,26 @@ session_send_rcpt(struct smtpc_session *s, size_t i)
 	orcpt[0] = '\0';
 	if ((s->caps.ext & SMTPC_EXT_DSN) && r->notify != 0) {
 		if (r->notify & PTL_DSN_NOTIFY_NEVER) {
-			relay_text(notify, sizeof(notify),
-				       " NOTIFY=NEVER");
+			relay_text(notify, sizeof(notify), " NOTIFY=NEVER");
 		} else {
 			n = (size_t)snprintf(notify, sizeof(notify),
-					     " NOTIFY=");
+			                     " NOTIFY=");
 			if (r->notify & PTL_DSN_NOTIFY_SUCCESS)
-				n += (size_t)snprintf(notify + n,
-						      sizeof(notify) - n,
-						      "SUCCESS,");
+				n += (size_t)snprintf(
+				    notify + n, sizeof(notify) - n, "SUCCESS,");
 			if (r->notify & PTL_DSN_NOTIFY_FAILURE)
-				n += (size_t)snprintf(notify + n,
-						      sizeof(notify) - n,
-						      "FAILURE,");
+				n += (size_t)snprintf(
+				    notify + n, sizeof(notify) - n, "FAILURE,");
 			if (r->notify & PTL_DSN_NOTIFY_DELAY)
-				n += (size_t)snprintf(notify + n,
-						      sizeof(notify) - n,
-						      "DELAY,");
+				n += (size_t)snprintf(
+				    notify + n, sizeof(notify) - n, "DELAY,");
 			notify[n - 1] = '\0';
 		}
 	}
 	if (s->caps.ext & SMTPC_EXT_DSN)
 		session_orcpt(r, orcpt, sizeof(orcpt));
 	return session_write(s, "RCPT TO:<%s>%s%s\r\n", r->address, notify,
-			     orcpt);
+	                     orcpt);
 }
 
 static int
@@ -803,16 +797,15 @@ session_txn_end(struct smtpc_session *s, const struct smtpc_reply *data_reply)
 	for (k = 0; k < s->norder && data_reply != NULL; k++) {
 		if (s->accepted[k])
 			session_settle(s, s->order[k],
-				       smtpc_reply_class(data_reply) == 5
-					   ? RELAY_RCPT_FAILED
-					   : RELAY_RCPT_DEFERRED,
-				       data_reply->text, true);
+			               smtpc_reply_class(data_reply) == 5
+			                   ? RELAY_RCPT_FAILED
+			                   : RELAY_RCPT_DEFERRED,
+			               data_reply->text, true);
 	}
 	if (data_reply != NULL)
 		session_reason(s, true, "%s", data_reply->text);
 	else
-		session_reason(s, true, "%s: every recipient refused",
-			       s->peer);
+		session_reason(s, true, "%s: every recipient refused", s->peer);
 	/* MAIL was accepted: a transaction stays open until RSET. */
 	s->clean = false;
 	session_report(s, SMTPC_DONE);
@@ -830,8 +823,7 @@ session_continue_data(struct smtpc_session *s)
 	if (rc == PTL_ERROR) {
 		/* Never end the data of a message we could not read whole:
 		 * dropping the connection makes the server discard it. */
-		session_reason(s, false, "451 4.3.0 %s: %s", s->peer,
-			       err.text);
+		session_reason(s, false, "451 4.3.0 %s: %s", s->peer, err.text);
 		ptl_log(PTL_LOG_WARN, "relay: %s", s->reason);
 		session_fail(s, false);
 		return;
@@ -856,7 +848,7 @@ session_start_data(struct smtpc_session *s)
 	if (s->bdat) {
 		/* One chunk, the whole message (RFC 3030 2). */
 		if (session_write(s, "BDAT %llu LAST\r\n",
-				  (unsigned long long)job->size) != PTL_OK)
+		                  (unsigned long long)job->size) != PTL_OK)
 			return;
 	} else {
 		s->outstanding++; /* the reply to the final "." */
@@ -877,7 +869,7 @@ session_on_txn_reply(struct smtpc_session *s)
 		s->mail_ok = cls == 2;
 		s->mail_code = s->reply.code;
 		relay_text(s->mail_reply, sizeof(s->mail_reply), "%s",
-			       s->reply.text);
+		           s->reply.text);
 		if (!s->mail_ok && !s->pipelining) {
 			session_txn_end(s, NULL);
 			return;
@@ -890,9 +882,9 @@ session_on_txn_reply(struct smtpc_session *s)
 			s->naccepted++;
 		} else if (s->mail_ok) {
 			session_settle(s, s->order[k - 1],
-				       cls == 5 ? RELAY_RCPT_FAILED
-						: RELAY_RCPT_DEFERRED,
-				       s->reply.text, true);
+			               cls == 5 ? RELAY_RCPT_FAILED
+			                        : RELAY_RCPT_DEFERRED,
+			               s->reply.text, true);
 		}
 		if (k == s->norder) {
 			if (s->bdat) {
@@ -922,7 +914,7 @@ session_on_txn_reply(struct smtpc_session *s)
 			return;
 		}
 		session_txn_end(s, s->mail_ok && s->naccepted > 0 ? &s->reply
-								  : NULL);
+		                                                  : NULL);
 		return;
 	}
 	(void)session_send_next(s, s->utf8);
@@ -935,9 +927,9 @@ session_on_data_reply(struct smtpc_session *s, bool premature)
 {
 	int cls = smtpc_reply_class(&s->reply);
 	enum relay_rcpt_status st = cls == 5 ? RELAY_RCPT_FAILED
-				    : cls == 2 && !premature
-					? RELAY_RCPT_DELIVERED
-					: RELAY_RCPT_DEFERRED;
+	                            : cls == 2 && !premature
+	                                ? RELAY_RCPT_DELIVERED
+	                                : RELAY_RCPT_DEFERRED;
 	size_t k;
 
 	if (premature) {
@@ -951,14 +943,14 @@ session_on_data_reply(struct smtpc_session *s, bool premature)
 	}
 	for (k = 0; k < s->norder; k++) {
 		if (s->accepted[k])
-			session_settle(s, s->order[k], st, s->reply.text,
-				       true);
+			session_settle(s, s->order[k], st, s->reply.text, true);
 	}
 	session_reason(s, true, "%s", s->reply.text);
 	session_report(s, SMTPC_DONE);
 }
 
-/* ---- Input ---------------------------------------------------------------- */
+/* ---- Input ----------------------------------------------------------------
+ */
 
 static void
 session_on_reply(struct smtpc_session *s)
@@ -1013,9 +1005,9 @@ session_read(struct smtpc_session *s)
 			}
 			/* Nothing is owed: talking now breaks the order. */
 			session_reason(s, false,
-				       "451 4.5.0 %s: unexpected input during "
-				       "%s",
-				       s->peer, smtpc_phase_names[s->phase]);
+			               "451 4.5.0 %s: unexpected input during "
+			               "%s",
+			               s->peer, smtpc_phase_names[s->phase]);
 			ptl_log(PTL_LOG_INFO, "relay: %s", s->reason);
 			session_fail(s, false);
 			return;
@@ -1030,8 +1022,8 @@ session_read(struct smtpc_session *s)
 		rc = smtpc_reply_feed(&s->reply, line, len, &text, &text_len);
 		if (rc == PTL_ERROR) {
 			session_reason(s, false, "451 4.5.0 %s: %s during %s",
-				       s->peer, s->reply.error,
-				       smtpc_phase_names[s->phase]);
+			               s->peer, s->reply.error,
+			               smtpc_phase_names[s->phase]);
 			ptl_log(PTL_LOG_INFO, "relay: %s", s->reason);
 			session_fail(s, false);
 			return;
@@ -1057,10 +1049,10 @@ session_on_closed(struct smtpc_session *s)
 		if (!s->result_pending) {
 			if (s->reason[0] == '\0')
 				session_reason(s, false,
-					       "451 4.4.2 %s: connection lost",
-					       s->peer);
-			s->result = s->data_started ? SMTPC_DONE
-						    : SMTPC_NEXT_HOST;
+				               "451 4.4.2 %s: connection lost",
+				               s->peer);
+			s->result =
+			    s->data_started ? SMTPC_DONE : SMTPC_NEXT_HOST;
 		}
 		session_report(s, s->result);
 	}
@@ -1105,8 +1097,9 @@ session_handler(struct ptl_conn *c, enum ptl_conn_event ev, void *arg)
 		break;
 	case PTL_CONN_TIMEOUT:
 		if (s->phase == SMTPC_IDLE || s->phase == SMTPC_QUIT) {
-			session_close(s, s->phase == SMTPC_IDLE ? SESSION_QUIT
-								 : SESSION_ABORT);
+			session_close(s, s->phase == SMTPC_IDLE
+			                     ? SESSION_QUIT
+			                     : SESSION_ABORT);
 			break;
 		}
 		session_fail_io(s, "timeout");
@@ -1121,21 +1114,20 @@ session_handler(struct ptl_conn *c, enum ptl_conn_event ev, void *arg)
 	case PTL_CONN_ERROR:
 		if (s->phase == SMTPC_HANDSHAKE) {
 			session_reason(s, false,
-				       "451 4.7.5 %s: TLS handshake failed",
-				       s->peer);
+			               "451 4.7.5 %s: TLS handshake failed",
+			               s->peer);
 			ptl_log(PTL_LOG_INFO, "relay: %s", s->reason);
 			s->phase = SMTPC_CLOSING;
 			if (s->has_txn && !s->result_pending)
-				session_report(s, s->tls_policy ==
-							  RELAY_TLS_MAY
-						      ? SMTPC_TLS_RETRY
-						      : SMTPC_NEXT_HOST);
+				session_report(s, s->tls_policy == RELAY_TLS_MAY
+				                      ? SMTPC_TLS_RETRY
+				                      : SMTPC_NEXT_HOST);
 			break;
 		}
 		if (s->phase == SMTPC_CONNECTING) {
 			session_reason(s, false,
-				       "451 4.4.1 cannot connect to %s",
-				       s->peer);
+			               "451 4.4.1 cannot connect to %s",
+			               s->peer);
 			ptl_log(PTL_LOG_INFO, "relay: %s", s->reason);
 			s->phase = SMTPC_CLOSING;
 			if (s->has_txn && !s->result_pending)
@@ -1170,8 +1162,8 @@ session_strdup(const char *s, bool *ok)
 
 struct smtpc_session *
 smtpc_session_start(const struct smtpc_conf *conf, const char *helo,
-		    const struct smtpc_target *t, const struct smtpc_txn *txn,
-		    struct ptl_error *err)
+                    const struct smtpc_target *t, const struct smtpc_txn *txn,
+                    struct ptl_error *err)
 {
 	struct ptl_conn_limits limits = {0};
 	char ip[INET6_ADDRSTRLEN];
@@ -1191,8 +1183,8 @@ smtpc_session_start(const struct smtpc_conf *conf, const char *helo,
 	s->no_starttls = t->no_starttls;
 	s->ca_file = session_strdup(t->ca_file, &ok);
 	s->auth_user = session_strdup(t->auth_user, &ok);
-	s->auth_password = session_strdup(
-	    t->auth_user != NULL ? t->auth_password : NULL, &ok);
+	s->auth_password =
+	    session_strdup(t->auth_user != NULL ? t->auth_password : NULL, &ok);
 	if (s->auth_user != NULL && s->auth_password == NULL)
 		s->auth_password = session_strdup("", &ok);
 	s->timer = ptl_timer_new(session_on_timer, s);
@@ -1211,7 +1203,7 @@ smtpc_session_start(const struct smtpc_conf *conf, const char *helo,
 		port = ntohs(a->sin_port);
 	}
 	relay_text(s->peer, sizeof(s->peer), "%s[%s]:%u", t->host, ip,
-		       (unsigned)port);
+	           (unsigned)port);
 	if (!ok || s->timer == NULL) {
 		ptl_error_set(err, "out of memory");
 		goto fail;
@@ -1221,9 +1213,9 @@ smtpc_session_start(const struct smtpc_conf *conf, const char *helo,
 	limits.idle_timeout_ms = conf->connect_timeout;
 	limits.total_timeout_ms = SMTPC_SESSION_MAX_MS;
 	limits.max_line = SMTPC_REPLY_LINE_MAX;
-	s->conn = ptl_conn_connect((const struct sockaddr *)&t->addr,
-				   t->addrlen, &limits, session_handler, s,
-				   err);
+	s->conn =
+	    ptl_conn_connect((const struct sockaddr *)&t->addr, t->addrlen,
+	                     &limits, session_handler, s, err);
 	if (s->conn == NULL)
 		goto fail;
 	return s;
@@ -1263,7 +1255,7 @@ smtpc_session_reusable(const struct smtpc_session *s)
 
 void
 smtpc_session_park(struct smtpc_session *s, int64_t idle_ms,
-		   smtpc_closed_fn closed, void *arg)
+                   smtpc_closed_fn closed, void *arg)
 {
 	s->closed = closed;
 	s->closed_arg = arg;

@@ -14,6 +14,7 @@
 #include "smtp_authfail.h"
 #include "smtp_cidr.h"
 #include "smtp_data.h"
+#include "smtp_edit.h"
 #include "smtp_params.h"
 #include "smtp_parse.h"
 #include "smtp_sasl.h"
@@ -37,6 +38,29 @@ struct smtp_listen_conf {
 	int64_t max_per_ip;
 };
 
+/** One entry of "filters" (a module name, or an object). */
+struct smtp_filter_conf {
+	const char *module;
+	int64_t timeout;              /* ms; 0: the filter's own, then
+	                                 filter_timeout */
+	int on_timeout;               /* SMTP_FILTER_ON_* */
+	int on_error;                 /* SMTP_FILTER_ON_* */
+	struct ptl_conf_list roles;     /* const char *: role names */
+	struct ptl_conf_list listeners; /* const char *: listen addresses */
+	uint32_t listen_mask;           /* bit i: applies to listen[i] */
+};
+
+/** What a filter failure (timeout, error) turns into. */
+enum smtp_filter_on {
+	SMTP_FILTER_ON_DEFAULT = 0, /* the filter's PTL_FILTER_FAIL_OPEN */
+	SMTP_FILTER_ON_CONTINUE,
+	SMTP_FILTER_ON_TEMPFAIL,
+	SMTP_FILTER_ON_REJECT,
+	SMTP_FILTER_ON_ACCEPT,
+};
+
+extern const char *const smtp_filter_on_names[];
+
 /** The module's config section. */
 struct smtp_conf {
 	const char *hostname;
@@ -59,8 +83,12 @@ struct smtp_conf {
 	bool vrfy;
 	bool require_fqdn_sender;
 	const char *spool_dir;
-	struct ptl_conf_list filters; /* const char *: module names */
+	json_t *filters;              /* the raw "filters" array */
 	int64_t filter_timeout;       /* ms */
+	bool trace_header;            /* add Authentication-Results: */
+	/* "filters" parsed by smtp_check_config(). */
+	struct smtp_filter_conf *filter_list;
+	size_t nfilter_list;
 };
 
 extern const struct ptl_conf_key smtp_conf_keys[];
@@ -75,6 +103,7 @@ struct smtp_listener {
 	struct ptl_instance *inst;
 	enum smtp_role role;
 	bool implicit_tls;
+	unsigned index; /* in "listen" */
 };
 
 /** A filter from the "filters" key, once found in the registry. */
@@ -82,6 +111,8 @@ struct smtp_filter_ref {
 	const char *name; /* module name as configured */
 	const struct ptl_filter_methods *m;
 	void *instance;
+	const struct smtp_filter_conf *conf;
+	unsigned hooks; /* m->hooks less what its version cannot take */
 };
 
 /** Longest number of filters (a bit per filter in a session). */
@@ -228,8 +259,14 @@ struct smtp_txn {
 	/* Filter results. */
 	char **headers; /* "Name: value\r\n" lines */
 	size_t nheaders;
+	struct smtp_edit *edits; /* remove/replace, applied at delivery */
+	size_t nedits;
 	bool discard;
 	const char *folder; /* quarantine folder; NULL: inbox */
+	int eod_step;       /* smtp_eod.c: where end of data is */
+	size_t edits_applied; /* txn edits already in the spool file */
+	const char **remote_addrs; /* RELAY hook: remote recipients */
+	size_t nremote_addrs;
 
 	/* Delivery. */
 	int64_t received_at;
@@ -263,6 +300,18 @@ struct smtp_filter_run {
 	bool early_set; /* done() came from inside check() */
 	int early;      /* ...with this decision */
 	uint32_t seen;  /* filters called in this session (bits) */
+	/* Called with the chain's result instead of smtp_cmd_resume()
+	 * when the chain finishes asynchronously (NULL: resume). */
+	void (*on_done)(struct smtp_session *s, int rc);
+};
+
+/** The verdicts recorded in a session (smtp_filter.c). */
+struct smtp_trace {
+	struct ptl_filter_trace **items; /* malloc; each item one malloc */
+	size_t count;
+	size_t nsession; /* the first nsession are CONNECT/HELO ones */
+	char txn_id[48]; /* transaction the others belong to */
+	unsigned dropped;
 };
 
 struct smtp_session {
@@ -289,8 +338,11 @@ struct smtp_session {
 	/* Session-wide filter results (CONNECT, HELO). */
 	char **headers;
 	size_t nheaders;
+	struct smtp_edit *edits;
+	size_t nedits;
 	bool discard;
 	const char *folder;
+	struct smtp_trace trace;
 
 	/* BDAT chunk being read. */
 	uint64_t bdat_left;
@@ -370,6 +422,7 @@ int smtp_bdat_proceed(struct smtp_session *s);
 int smtp_bdat_input(struct smtp_session *s);
 
 /* smtp_spool.c */
+int smtp_spool_create(struct smtp_worker *w);
 int smtp_spool_open(struct smtp_spool *sp, struct smtp_worker *w);
 void smtp_spool_write(struct smtp_spool *sp, const void *data, size_t len);
 char *smtp_spool_space(struct smtp_spool *sp, size_t want, size_t *room_out);
@@ -390,7 +443,19 @@ extern const struct smtp_command smtp_cmd_auth_response;
 /* smtp_filter.c */
 int smtp_filter_resolve(struct smtp_worker *w, bool final);
 int smtp_filter_run(struct smtp_session *s, int hook);
+int smtp_filter_run_then(struct smtp_session *s, int hook,
+                         void (*on_done)(struct smtp_session *s, int rc));
+bool smtp_filter_wants(const struct smtp_session *s, int hook);
 void smtp_filter_timeout(struct smtp_session *s);
 void smtp_filter_end_session(struct smtp_session *s);
+void smtp_filter_trace_free(struct smtp_session *s);
+char *smtp_filter_trace_header(struct smtp_session *s, struct ptl_pool *pool);
+
+/* smtp_filter_conf.c */
+int smtp_filter_conf_check(struct smtp_conf *conf, struct ptl_pool *pool,
+                           struct ptl_error *err);
+
+/* smtp_eod.c */
+int smtp_eod_proceed(struct smtp_session *s);
 
 #endif

@@ -187,12 +187,6 @@ eod_check(struct smtp_session *s, const struct smtp_cmdline *cl)
 	return PTL_OK;
 }
 
-static int
-eod_proceed(struct smtp_session *s)
-{
-	return smtp_deliver_start(s);
-}
-
 const struct smtp_command smtp_cmd_end_of_data = {
-    "<end of data>", 0, eod_check, PTL_FILTER_DATA, eod_proceed,
+    "<end of data>", 0, eod_check, PTL_FILTER_DATA, smtp_eod_proceed,
 };

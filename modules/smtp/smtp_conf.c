@@ -274,11 +274,12 @@ const struct ptl_conf_key smtp_conf_keys[] = {
     },
     {
         .name = "filters",
-        .type = PTL_CONF_STRING_LIST,
+        .type = PTL_CONF_JSON,
         .offset = offsetof(struct smtp_conf, filters),
-        .max = SMTP_FILTERS_MAX,
-        .doc = "Modules providing a filter service "
-               "(\"filter.NAME\"), asked in this order.",
+        .doc = "Filters asked in this order: module names (providing "
+               "\"filter.NAME\") or objects {\"module\", \"timeout\", "
+               "\"on_timeout\", \"on_error\", \"roles\", "
+               "\"listeners\"} (docs/filters.md).",
     },
     {
         .name = "filter_timeout",
@@ -289,6 +290,14 @@ const struct ptl_conf_key smtp_conf_keys[] = {
         .max = 600000,
         .doc = "Longest wait for a filter verdict (unless the filter "
                "sets its own).",
+    },
+    {
+        .name = "trace_header",
+        .type = PTL_CONF_BOOL,
+        .offset = offsetof(struct smtp_conf, trace_header),
+        .def = "false",
+        .doc = "Add an Authentication-Results: field built from the "
+               "filters' results (authserv-id: hostname).",
     },
     {NULL},
 };
@@ -319,28 +328,11 @@ conf_domain_ok(const char *d)
 	return label > 0 && d[len - 1] != '-';
 }
 
-static bool
-conf_name_ok(const char *name)
-{
-	size_t len = strlen(name), i;
-
-	if (len == 0 || len > 64)
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 int
 smtp_check_config(struct ptl_instance *inst, const json_t *section,
                   void *conf_ptr, struct ptl_error *err)
 {
-	const struct smtp_conf *conf = conf_ptr;
+	struct smtp_conf *conf = conf_ptr;
 	const struct smtp_listen_conf *l = conf->listen.items;
 	const char *const *list;
 	struct smtp_cidr net;
@@ -387,22 +379,5 @@ smtp_check_config(struct ptl_instance *inst, const json_t *section,
 		                          "expected \"address/bits\" with "
 		                          "the host bits zero");
 	}
-	list = conf->filters.items;
-	for (i = 0; i < conf->filters.count; i++) {
-		if (!conf_name_ok(list[i])) {
-			(void)snprintf(path, sizeof(path), "filters[%zu]", i);
-			return ptl_error_set_path(err, path,
-			                          "expected a module name");
-		}
-		for (j = 0; j < i; j++) {
-			if (strcmp(list[i], list[j]) != 0)
-				continue;
-			(void)snprintf(path, sizeof(path), "filters[%zu]", i);
-			return ptl_error_set_path(err, path,
-			                          "filter \"%s\" is listed "
-			                          "twice",
-			                          list[i]);
-		}
-	}
-	return PTL_OK;
+	return smtp_filter_conf_check(conf, ptl_instance_pool(inst), err);
 }

@@ -350,7 +350,14 @@ smtp_deliver_start(struct smtp_session *s)
 			(void)snprintf(t->fail_reason, sizeof(t->fail_reason),
 			               "storage refused the delivery");
 	}
-	if (t->nremote > 0 && w->queue != NULL)
+	/* Quarantine means not delivered: the copies stay here. */
+	if (t->nremote > 0 && w->queue != NULL &&
+	    (t->folder != NULL || s->folder != NULL))
+		ptl_conn_log(s->conn, PTL_LOG_INFO,
+		             "message %s: quarantined, %zu remote recipients "
+		             "not relayed",
+		             t->id, t->nremote);
+	else if (t->nremote > 0 && w->queue != NULL)
 		deliver_enqueue(s, t);
 	/*
 	 * When this was the last reference, deliver_finish() replies and

@@ -36,6 +36,7 @@ smtp_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		l->inst = inst;
 		l->role = (enum smtp_role)items[i].role;
 		l->implicit_tls = l->role == SMTP_ROLE_SUBMISSIONS;
+		l->index = (unsigned)i;
 
 		memset(&spec, 0, sizeof(spec));
 		spec.address = items[i].address;

@@ -17,8 +17,8 @@
  * no other process can open it; where the file system cannot do that, a
  * unique name is created exclusively and unlinked at once.
  */
-static int
-spool_create(struct smtp_worker *w)
+int
+smtp_spool_create(struct smtp_worker *w)
 {
 	static unsigned long long serial;
 	char name[64];
@@ -57,7 +57,7 @@ smtp_spool_open(struct smtp_spool *sp, struct smtp_worker *w)
 	if (sp->buf == NULL)
 		return PTL_ERROR;
 	sp->cap = SPOOL_BUFFER;
-	sp->fd = spool_create(w);
+	sp->fd = smtp_spool_create(w);
 	if (sp->fd < 0) {
 		ptl_log(PTL_LOG_ERROR,
 		        "smtp: cannot create a spool file in %s: %s",

@@ -58,10 +58,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p += len;
 	}
 	(void)smtpc_xtext(xt, sizeof(xt), (const char *)data,
-			  size < 256 ? size : 256);
+	                  size < 256 ? size : 256);
 	smtpc_dot_init(&dot);
 	len = smtpc_dot_encode(&dot, (const char *)data,
-			       size < 4096 ? size : 4096, out);
+	                       size < 4096 ? size : 4096, out);
 	len += smtpc_dot_finish(&dot, out + len);
 	for (size_t i = 0; i < len; i++) {
 		if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r'))

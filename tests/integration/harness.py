@@ -68,13 +68,60 @@ def _port_range():
     return max(1024, high - 12000), high
 
 
+_CLAIM_DIR = "/tmp/petrel-test-ports"
+
+
+def _claim_port(port):
+    """Reserve @port among every test process running on this machine
+    (meson runs test files in parallel): a file named after the port,
+    created exclusively, holding our pid. A claim whose owner is dead is
+    taken over. Claims are released at exit."""
+    os.makedirs(_CLAIM_DIR, mode=0o1777, exist_ok=True)
+    path = os.path.join(_CLAIM_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and pid_alive(owner):
+                return False
+            try:
+                os.unlink(path)
+            except OSError:
+                return False
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _claimed_ports.append(path)
+        return True
+    return False
+
+
+_claimed_ports = []
+
+
+def _release_ports():
+    for path in _claimed_ports:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+atexit.register(_release_ports)
+
+
 def free_port():
     """A loopback TCP port that is free now and not handed out before in
     this run. Checked by binding 127.0.0.1:PORT (then released)."""
     low, high = _port_range()
     for _ in range(200):
         port = random.randint(low, high)
-        if port in _used_ports:
+        if port in _used_ports or not _claim_port(port):
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
@@ -352,6 +399,7 @@ class LineClient:
 # ------------------------------------------------------------ servers
 
 _live_groups = set()
+_live_dirs = set()
 
 
 def _kill_leftovers():
@@ -360,9 +408,25 @@ def _kill_leftovers():
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             pass
+    if os.environ.get("PETREL_KEEP_TEST_DIRS") != "1":
+        for path in list(_live_dirs):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 atexit.register(_kill_leftovers)
+
+
+def _on_terminate(signo, frame):
+    # meson test sends SIGTERM to a test that timed out. Servers run in
+    # sessions of their own, so nothing else would stop them.
+    _kill_leftovers()
+    signal.signal(signo, signal.SIG_DFL)
+    os.kill(os.getpid(), signo)
+
+
+for _signo in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_signo) in (signal.SIG_DFL, None):
+        signal.signal(_signo, _on_terminate)
 
 
 class Petrel:
@@ -374,6 +438,7 @@ class Petrel:
     def __init__(self, testcase, module_dir=None):
         self.testcase = testcase
         self.dir = tempfile.mkdtemp(prefix="petrel-test-")
+        _live_dirs.add(self.dir)
         os.chmod(self.dir, 0o755)
         self.module_dir = module_dir or MODULE_DIR
         self.state_dir = self.path("state")
@@ -578,6 +643,7 @@ class Petrel:
                     raise AssertionError("sanitizer report in petrel log:"
                                          "\n%s" % log[-8000:])
         finally:
+            _live_dirs.discard(self.dir)
             if os.environ.get("PETREL_KEEP_TEST_DIRS") != "1":
                 shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -226,15 +226,18 @@ class Pop3Client(LineClient):
         if not status.startswith("+OK"):
             return status, None
         self.sock.settimeout(timeout)
-        data = self.buf
+        data = bytearray(self.buf)
         self.buf = b""
+        searched = 0
         while True:
-            if data == b".\r\n":
+            if data[:3] == b".\r\n":
+                self.buf = bytes(data[3:])
                 return status, b""
-            end = data.find(b"\r\n.\r\n")
+            end = data.find(b"\r\n.\r\n", max(0, searched - 4))
             if end >= 0:
-                self.buf = data[end + 5:]
-                return status, data[:end + 2]
+                self.buf = bytes(data[end + 5:])
+                return status, bytes(data[:end + 2])
+            searched = len(data)
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise AssertionError("closed in the middle of a message "

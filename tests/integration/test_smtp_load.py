@@ -38,11 +38,15 @@ def message_file(path, marker, body_bytes):
     return "".join(l + "\r\n" for l in lines + [""]).encode()
 
 
-@unittest.skipUnless(os.access(SMTP_SOURCE, os.X_OK),
-                     "smtp-source (package postfix) is not installed")
 class Load(harness.PetrelTestCase):
 
     def setUp(self):
+        if not os.access(SMTP_SOURCE, os.X_OK):
+            # In CI a missing tool must not pass as a skip.
+            if os.environ.get("CI"):
+                self.fail("smtp-source missing: scripts/deps.sh test must "
+                          "install the postfix package")
+            self.skipTest("smtp-source (package postfix) is not installed")
         self.s = SmtpServer(self, workers=2, roles=("mx",),
                             listen_extra={"mx": {"max_per_ip": 10000,
                                                  "max_connections": 10000}})

@@ -4,7 +4,6 @@ handshake, the state reset, the Received header's TLS clause, the
 command injection attack (CVE-2011-0411), a listener without
 certificates, and the swaks and curl clients over TLS."""
 
-import re
 import smtplib
 import socket
 import ssl
@@ -13,7 +12,7 @@ import unittest
 
 import harness
 from harness import client_context
-from smtp_harness import (HOSTNAME, SmtpClient, SmtpServer, make_message,
+from smtp_harness import (HOSTNAME, SmtpServer, make_message,
                           split_stored, swaks, curl)
 
 

@@ -8,7 +8,7 @@
 #include <petrel/filter.h>
 
 /*
- * {"connect"|"helo"|"mail"|"rcpt"|"data": {
+ * {"connect"|"helo"|"mail"|"rcpt"|"data"|"relay": {
  *     "action": "continue|accept|reject|tempfail|discard|quarantine|
  *                hang|error",
  *     "code": 554, "enhanced": "5.7.1", "text": "go away",
@@ -16,12 +16,26 @@
  *                             recipient / message contains it
  *     "delay": "200ms",       answer asynchronously after this
  *     "header": "X-Test: yes",
- *     "folder": "Junk"},
+ *     "folder": "Junk",
+ *     "result": "test=pass",  trace result (filter.h version 2)
+ *     "remove_header": "X-Old", "replace_header": "Subject: new",
+ *     "header_index": 0,      which instance they act on (0: all)
+ *     "echo_trace": true},    add "X-Trace-Seen:" listing the trace
+ *                             this check saw (filter/hook/action/result)
  *  "timeout": "2s",           the filter's own verdict timeout
  *  "fail_open": false}
  * "hang" never answers (tests the timeout), "error" returns PTL_ERROR.
- * Registered as the filter service "filter.test_filter".
+ * Registered as the filter service "filter.test_filter"; built with
+ * -DTF_NAME='"other"' it is module "other" with service "filter.other"
+ * (the out-of-tree build in test_filter_chain.py does that).
  */
+
+#ifndef TF_NAME
+#define TF_NAME "test_filter"
+#endif
+
+/* The v1 hooks plus RELAY. */
+#define TF_HOOKS 6
 
 enum tf_action {
 	TF_NONE = 0,
@@ -49,10 +63,15 @@ struct tf_hook_conf {
 	int64_t delay;
 	const char *header;
 	const char *folder;
+	const char *result;
+	const char *remove_header;
+	const char *replace_header;
+	int64_t header_index;
+	bool echo_trace;
 };
 
 struct tf_conf {
-	struct tf_hook_conf hooks[PTL_FILTER_HOOKS];
+	struct tf_hook_conf hooks[TF_HOOKS];
 	int64_t timeout;
 	bool fail_open;
 };
@@ -96,6 +115,30 @@ static const struct ptl_conf_key tf_hook_keys[] = {
      .type = PTL_CONF_STRING,
      .offset = offsetof(struct tf_hook_conf, folder),
      .doc = "Quarantine folder."},
+    {.name = "result",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, result),
+     .doc = "Result for the trace."},
+    {.name = "remove_header",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, remove_header),
+     .doc = "Field name to remove."},
+    {.name = "replace_header",
+     .type = PTL_CONF_STRING,
+     .offset = offsetof(struct tf_hook_conf, replace_header),
+     .doc = "\"Name: value\" to put in place."},
+    {.name = "header_index",
+     .type = PTL_CONF_INT,
+     .def = "0",
+     .min = 0,
+     .max = 1000,
+     .offset = offsetof(struct tf_hook_conf, header_index),
+     .doc = "Instance the edits act on (0: all)."},
+    {.name = "echo_trace",
+     .type = PTL_CONF_BOOL,
+     .def = "false",
+     .offset = offsetof(struct tf_hook_conf, echo_trace),
+     .doc = "Add X-Trace-Seen: with the trace seen."},
     {NULL},
 };
 
@@ -113,6 +156,7 @@ static const struct ptl_conf_key tf_keys[] = {
     TF_HOOK_KEY("mail", PTL_FILTER_MAIL),
     TF_HOOK_KEY("rcpt", PTL_FILTER_RCPT),
     TF_HOOK_KEY("data", PTL_FILTER_DATA),
+    TF_HOOK_KEY("relay", PTL_FILTER_RELAY),
     {.name = "timeout",
      .type = PTL_CONF_DURATION,
      .def = "0",
@@ -130,13 +174,19 @@ static const struct ptl_conf_key tf_keys[] = {
 struct tf_hook {
 	struct ptl_filter_verdict verdict;
 	struct ptl_filter_header header;
+	struct ptl_filter_header_edit edits[2];
 };
+
+/* Longest X-Trace-Seen: value. */
+#define TF_TRACE_MAX 800
 
 struct tf_pending {
 	struct tf_pending *next;
 	struct tf_state *st;
 	struct ptl_timer *timer; /* NULL for "hang" */
-	const struct ptl_filter_verdict *verdict;
+	struct ptl_filter_verdict verdict;
+	struct ptl_filter_header trace_header;
+	char trace[TF_TRACE_MAX + 1];
 	ptl_filter_done_fn done;
 	void *arg;
 };
@@ -144,12 +194,14 @@ struct tf_pending {
 struct tf_state {
 	const struct tf_conf *conf;
 	struct ptl_filter_methods methods;
-	struct tf_hook hooks[PTL_FILTER_HOOKS];
+	struct tf_hook hooks[TF_HOOKS];
 	struct tf_pending *pending;
+	struct ptl_filter_header sync_header;
+	char sync_trace[TF_TRACE_MAX + 1];
 };
 
 static void
-tf_pending_free(struct tf_state *st, struct tf_pending *p)
+tf_unlink(struct tf_state *st, struct tf_pending *p)
 {
 	struct tf_pending **pp;
 
@@ -159,6 +211,12 @@ tf_pending_free(struct tf_state *st, struct tf_pending *p)
 			break;
 		}
 	}
+}
+
+static void
+tf_pending_free(struct tf_state *st, struct tf_pending *p)
+{
+	tf_unlink(st, p);
 	ptl_timer_free(p->timer);
 	free(p);
 }
@@ -169,11 +227,13 @@ tf_on_timer(struct ptl_timer *t, void *arg)
 	struct tf_pending *p = arg;
 	struct tf_state *st = p->st;
 	ptl_filter_done_fn done = p->done;
-	const struct ptl_filter_verdict *v = p->verdict;
 	void *darg = p->arg;
 
-	tf_pending_free(st, p);
-	done(v, darg);
+	/* Unlinked first: done() may cancel, which must not find it. */
+	tf_unlink(st, p);
+	done(&p->verdict, darg);
+	ptl_timer_free(p->timer);
+	free(p);
 }
 
 static bool
@@ -199,6 +259,7 @@ tf_matches(const struct tf_hook_conf *hc, const struct ptl_filter_request *r)
 		subject = r->rcpt;
 		break;
 	case PTL_FILTER_DATA:
+	case PTL_FILTER_RELAY:
 		n = pread(r->message_fd, buf, sizeof(buf) - 1,
 		          (off_t)r->message_body_offset);
 		if (n < 0)
@@ -208,6 +269,44 @@ tf_matches(const struct tf_hook_conf *hc, const struct ptl_filter_request *r)
 		       NULL;
 	}
 	return subject != NULL && strstr(subject, hc->match) != NULL;
+}
+
+static const char *const tf_hook_names[] = {
+    "connect", "helo", "mail", "rcpt", "data", "relay",
+};
+
+static const char *const tf_verdict_names[] = {
+    "continue", "accept", "reject", "tempfail", "discard", "quarantine",
+};
+
+/* "filter/hook/action/result, ..." of what the request carries. */
+static void
+tf_trace_text(const struct ptl_filter_request *r, char *out, size_t cap)
+{
+	const struct ptl_filter_trace *e;
+	size_t len = 0, i;
+	int n;
+
+	out[0] = '\0';
+	if (r->struct_size <
+	    offsetof(struct ptl_filter_request, ntrace) + sizeof(r->ntrace))
+		return;
+	for (i = 0; i < r->ntrace && len < cap; i++) {
+		e = r->trace[i];
+		n = snprintf(
+		    out + len, cap - len, "%s%s/%s/%s/%s", i > 0 ? ", " : "",
+		    e->filter,
+		    (unsigned)e->hook < TF_HOOKS ? tf_hook_names[e->hook] : "?",
+		    (unsigned)e->action <= PTL_FILTER_QUARANTINE
+		        ? tf_verdict_names[e->action]
+		        : "?",
+		    e->result);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len >= cap)
+		out[cap - 1] = '\0';
 }
 
 static int
@@ -227,13 +326,30 @@ tf_check(void *instance, const struct ptl_filter_request *req,
 		return PTL_ERROR;
 	if (hc->action != TF_HANG && hc->delay <= 0) {
 		*verdict_out = st->hooks[req->hook].verdict;
+		if (hc->echo_trace) {
+			/* One loop thread: the buffer holds until the session
+			 * has copied the verdict. */
+			tf_trace_text(req, st->sync_trace,
+			              sizeof(st->sync_trace));
+			st->sync_header.name = "X-Trace-Seen";
+			st->sync_header.value = st->sync_trace;
+			verdict_out->headers = &st->sync_header;
+			verdict_out->nheaders = 1;
+		}
 		return PTL_OK;
 	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return PTL_ERROR;
+	p->verdict = st->hooks[req->hook].verdict;
+	if (hc->echo_trace) {
+		tf_trace_text(req, p->trace, sizeof(p->trace));
+		p->trace_header.name = "X-Trace-Seen";
+		p->trace_header.value = p->trace;
+		p->verdict.headers = &p->trace_header;
+		p->verdict.nheaders = 1;
+	}
 	p->st = st;
-	p->verdict = &st->hooks[req->hook].verdict;
 	p->done = done;
 	p->arg = arg;
 	if (hc->action != TF_HANG) {
@@ -274,6 +390,51 @@ static const enum ptl_filter_action tf_actions[] = {
     [TF_ERROR] = PTL_FILTER_CONTINUE,
 };
 
+/* "Name: value" into its two parts (in pool memory). */
+static int
+tf_split(struct ptl_pool *pool, const char *text, const char **name_out,
+         const char **value_out, struct ptl_error *err)
+{
+	char *name, *colon;
+
+	name = ptl_pstrdup(pool, text);
+	if (name == NULL)
+		return ptl_error_set(err, "out of memory");
+	colon = strchr(name, ':');
+	if (colon == NULL)
+		return ptl_error_set(err, "expected \"Name: value\"");
+	*colon++ = '\0';
+	while (*colon == ' ')
+		colon++;
+	*name_out = name;
+	*value_out = colon;
+	return PTL_OK;
+}
+
+static int
+tf_edits(struct ptl_pool *pool, const struct tf_hook_conf *hc,
+         struct tf_hook *h, struct ptl_error *err)
+{
+	struct ptl_filter_header_edit *e;
+
+	if (hc->remove_header != NULL) {
+		e = &h->edits[h->verdict.nedits++];
+		e->op = PTL_FILTER_HEADER_REMOVE;
+		e->name = hc->remove_header;
+		e->index = (unsigned)hc->header_index;
+	}
+	if (hc->replace_header != NULL) {
+		e = &h->edits[h->verdict.nedits++];
+		e->op = PTL_FILTER_HEADER_REPLACE;
+		e->index = (unsigned)hc->header_index;
+		if (tf_split(pool, hc->replace_header, &e->name, &e->value,
+		             err) != PTL_OK)
+			return PTL_ERROR;
+	}
+	h->verdict.edits = h->verdict.nedits > 0 ? h->edits : NULL;
+	return PTL_OK;
+}
+
 static int
 tf_init_master(struct ptl_instance *inst, struct ptl_error *err)
 {
@@ -294,7 +455,7 @@ tf_init_master(struct ptl_instance *inst, struct ptl_error *err)
 	st->methods.flags = conf->fail_open ? PTL_FILTER_FAIL_OPEN : 0;
 	st->methods.check = tf_check;
 	st->methods.cancel = tf_cancel;
-	for (i = 0; i < PTL_FILTER_HOOKS; i++) {
+	for (i = 0; i < TF_HOOKS; i++) {
 		hc = &conf->hooks[i];
 		h = &st->hooks[i];
 		if (hc->action == TF_NONE)
@@ -305,6 +466,9 @@ tf_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		h->verdict.enhanced = hc->enhanced;
 		h->verdict.text = hc->text;
 		h->verdict.folder = hc->folder;
+		h->verdict.result = hc->result;
+		if (tf_edits(pool, hc, h, err) != PTL_OK)
+			return PTL_ERROR;
 		if (hc->header == NULL)
 			continue;
 		name = ptl_pstrdup(pool, hc->header);
@@ -323,8 +487,7 @@ tf_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		h->verdict.nheaders = 1;
 	}
 	ptl_instance_set_data(inst, st);
-	return ptl_service_register(inst,
-	                            PTL_FILTER_SERVICE_PREFIX "test_filter",
+	return ptl_service_register(inst, PTL_FILTER_SERVICE_PREFIX TF_NAME,
 	                            PTL_FILTER_VERSION, &st->methods, st, err);
 }
 
@@ -338,13 +501,13 @@ tf_exit_worker(struct ptl_instance *inst)
 }
 
 static const struct ptl_service_ref tf_provides[] = {
-    {PTL_FILTER_SERVICE_PREFIX "test_filter", PTL_FILTER_VERSION},
+    {PTL_FILTER_SERVICE_PREFIX TF_NAME, PTL_FILTER_VERSION},
     {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
     PTL_MODULE_HEADER,
-    .name = "test_filter",
+    .name = TF_NAME,
     .version = "0",
     .description = "test filter with verdicts from the config",
     .license = "MIT",

@@ -143,6 +143,90 @@ test_worst_case_in_place(void **state)
 	assert_memory_equal(buf, expect, n);
 }
 
+/* What a client gets back: unstuffed, lines joined with LF. */
+static size_t
+decode_lf(const char *wire, size_t len, char *out)
+{
+	size_t i = 0, o = 0;
+
+	/* Drop the terminator ".\r\n". */
+	assert_true(len >= 3);
+	assert_memory_equal(wire + len - 3, ".\r\n", 3);
+	len -= 3;
+	while (i < len) {
+		const char *crlf = memmem(wire + i, len - i, "\r\n", 2);
+		size_t end;
+
+		assert_non_null(crlf);
+		end = (size_t)(crlf - wire);
+		if (wire[i] == '.') {
+			/* Stuffed: a line starting with "." has two. */
+			assert_true(end > i + 1 && wire[i + 1] == '.');
+			i++;
+		}
+		memcpy(out + o, wire + i, end - i);
+		o += end - i;
+		out[o++] = '\n';
+		i = end + 2;
+	}
+	return o;
+}
+
+/*
+ * Random messages of dots, CR, LF and letters in random pieces: the wire
+ * form has only CRLF line ends, no line ".", and decodes to the input
+ * with every line end made LF (plus one at the end if missing).
+ */
+static void
+test_random_round_trip(void **state)
+{
+	enum { MAX = 3000 };
+	static const char alphabet[] = ".\r\nab";
+	static char in[MAX], wire[2 * MAX + 16], back[2 * MAX + 16];
+	static char expect[MAX + 2];
+	unsigned seed = 777;
+	size_t round;
+
+	for (round = 0; round < 3000; round++) {
+		size_t len = (size_t)(rand_r(&seed) % MAX), i, e = 0, o = 0;
+		size_t off = 0, used, n;
+		struct pop3_dot d;
+
+		for (i = 0; i < len; i++)
+			in[i] = alphabet[rand_r(&seed) % 5];
+		/* CRLF or bare LF -> LF; a CR not before LF stays. */
+		for (i = 0; i < len; i++) {
+			if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
+				continue;
+			expect[e++] = in[i];
+		}
+		/* A missing last line end is added; a last bare CR gets
+		 * its LF. */
+		if (e > 0 && expect[e - 1] == '\r')
+			expect[e - 1] = '\n';
+		else if (e > 0 && expect[e - 1] != '\n')
+			expect[e++] = '\n';
+		pop3_dot_init(&d, false, 0);
+		while (off < len) {
+			n = 1 + (size_t)rand_r(&seed) % (len - off);
+			o += pop3_dot_encode(&d, in + off, n, wire + o, &used);
+			assert_int_equal(used, n);
+			off += n;
+		}
+		o += pop3_dot_finish(&d, wire + o);
+		for (i = 0; i < o; i++) {
+			if (wire[i] == '\n')
+				assert_true(i > 0 && wire[i - 1] == '\r');
+		}
+		/* Nothing before the terminator looks like one. */
+		assert_true(o >= 3);
+		assert_null(memmem(wire, o > 3 ? o - 3 : 0, "\r\n.\r\n", 5));
+		n = decode_lf(wire, o, back);
+		assert_int_equal(n, e);
+		assert_memory_equal(back, expect, e);
+	}
+}
+
 int
 main(void)
 {
@@ -154,6 +238,7 @@ main(void)
 	    cmocka_unit_test(test_missing_final_newline),
 	    cmocka_unit_test(test_top),
 	    cmocka_unit_test(test_worst_case_in_place),
+	    cmocka_unit_test(test_random_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

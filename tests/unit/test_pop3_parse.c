@@ -48,6 +48,16 @@ feed_all(struct pop3_parser *p, const char *s, size_t len, size_t *used_out)
 }
 
 static void
+check_verb(const struct pop3_parser *p)
+{
+	size_t i;
+
+	assert_true(p->verb_len >= 1 && p->verb_len <= 4);
+	for (i = 0; i < p->verb_len; i++)
+		assert_true(p->verb[i] >= 'A' && p->verb[i] <= 'Z');
+}
+
+static void
 test_simple_commands(void **state)
 {
 	struct parse_fixture *f = *state;
@@ -238,6 +248,67 @@ test_line_mode(void **state)
 	assert_int_equal(feed_all(&f->p, "QUIT\r\n", 6, &used), PTL_OK);
 }
 
+/*
+ * Random bytes in random pieces: the parser never writes past its buffer,
+ * never takes more than it was given, and reports sane commands.
+ */
+static void
+test_random_input(void **state)
+{
+	struct parse_fixture *f = *state;
+	unsigned seed = 12345;
+	char data[4096];
+	size_t round, i;
+
+	for (round = 0; round < 2000; round++) {
+		size_t len = (size_t)(rand_r(&seed) % sizeof(data)), off = 0;
+
+		for (i = 0; i < len; i++) {
+			/* Mostly letters, spaces and line ends. */
+			int r = rand_r(&seed) % 16;
+
+			if (r < 8)
+				data[i] = (char)('A' + rand_r(&seed) % 26);
+			else if (r < 10)
+				data[i] = ' ';
+			else if (r < 12)
+				data[i] = '\n';
+			else if (r < 13)
+				data[i] = '\r';
+			else
+				data[i] = (char)(rand_r(&seed) % 256);
+		}
+		if (round % 7 == 0)
+			pop3_parse_set_mode(&f->p, POP3_PARSE_LINE,
+			                    POP3_SASL_LINE_MAX);
+		else if (round % 7 == 1)
+			pop3_parse_set_mode(&f->p, POP3_PARSE_COMMAND, 255);
+		while (off < len) {
+			size_t n = 1 + (size_t)rand_r(&seed) % (len - off);
+			size_t used = 0;
+			int rc = pop3_parse_feed(&f->p, data + off, n, &used);
+
+			assert_true(used >= 1 && used <= n);
+			assert_true(f->p.args_len < f->p.args_cap);
+			if (rc == PTL_OK) {
+				assert_int_equal(data[off + used - 1], '\n');
+				assert_true(f->p.args_len + 1 < f->p.max_line);
+				assert_int_equal(strlen(f->p.args),
+				                 f->p.args_len);
+				if (f->p.mode == POP3_PARSE_COMMAND)
+					check_verb(&f->p);
+			} else if (rc == PTL_DECLINED) {
+				assert_int_equal(data[off + used - 1], '\n');
+				assert_int_not_equal(f->p.error, POP3_PARSE_OK);
+			} else {
+				assert_int_equal(rc, PTL_AGAIN);
+				assert_int_equal(used, n);
+			}
+			off += used;
+		}
+	}
+}
+
 static void
 test_numbers(void **state)
 {
@@ -293,6 +364,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_line_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_huge_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_line_mode, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_input, setup, teardown),
 	    cmocka_unit_test(test_numbers),
 	    cmocka_unit_test(test_args_split),
 	};

@@ -34,14 +34,15 @@ static void
 test_order_preference(void **state)
 {
 	const struct ptl_dns_mx mx[] = {
-		{20, "b.example"}, {10, "a.example"}, {30, "c.example"},
+	    {20, "b.example"},
+	    {10, "a.example"},
+	    {30, "c.example"},
 	};
 	struct relay_mx_host out[8];
 	size_t n;
 
-	assert_int_equal(relay_mx_order(mx, 3, NULL, rand_first, NULL, out, 8,
-					&n),
-			 PTL_OK);
+	assert_int_equal(
+	    relay_mx_order(mx, 3, NULL, rand_first, NULL, out, 8, &n), PTL_OK);
 	assert_int_equal(n, 3);
 	assert_string_equal(out[0].name, "a.example");
 	assert_string_equal(out[1].name, "b.example");
@@ -49,9 +50,8 @@ test_order_preference(void **state)
 	assert_int_equal(out[0].preference, 10);
 
 	/* The cap. */
-	assert_int_equal(relay_mx_order(mx, 3, NULL, rand_first, NULL, out, 2,
-					&n),
-			 PTL_OK);
+	assert_int_equal(
+	    relay_mx_order(mx, 3, NULL, rand_first, NULL, out, 2, &n), PTL_OK);
 	assert_int_equal(n, 2);
 	assert_string_equal(out[1].name, "b.example");
 }
@@ -62,7 +62,7 @@ static void
 test_order_shuffle(void **state)
 {
 	const struct ptl_dns_mx mx[] = {
-		{10, "a1"}, {10, "a2"}, {10, "a3"}, {5, "first"}, {20, "last"},
+	    {10, "a1"}, {10, "a2"}, {10, "a3"}, {5, "first"}, {20, "last"},
 	};
 	struct relay_mx_host out[8];
 	unsigned seen[3][3] = {{0}};
@@ -70,9 +70,9 @@ test_order_shuffle(void **state)
 	size_t n, round, i;
 
 	for (round = 0; round < 3000; round++) {
-		assert_int_equal(relay_mx_order(mx, 5, NULL, rand_lcg, &seed,
-						out, 8, &n),
-				 PTL_OK);
+		assert_int_equal(
+		    relay_mx_order(mx, 5, NULL, rand_lcg, &seed, out, 8, &n),
+		    PTL_OK);
 		assert_int_equal(n, 5);
 		assert_string_equal(out[0].name, "first");
 		assert_string_equal(out[4].name, "last");
@@ -84,7 +84,7 @@ test_order_shuffle(void **state)
 	/* Each of a1..a3 lands in each place about a third of the time. */
 	for (i = 0; i < 9; i++)
 		assert_true(seen[i / 3][i % 3] > 800 &&
-			    seen[i / 3][i % 3] < 1200);
+		            seen[i / 3][i % 3] < 1200);
 }
 
 static void
@@ -95,13 +95,13 @@ test_order_null_mx(void **state)
 	struct relay_mx_host out[8];
 	size_t n;
 
-	assert_int_equal(relay_mx_order(null_mx, 1, NULL, rand_first, NULL,
-					out, 8, &n),
-			 PTL_DECLINED);
+	assert_int_equal(
+	    relay_mx_order(null_mx, 1, NULL, rand_first, NULL, out, 8, &n),
+	    PTL_DECLINED);
 	/* A "." among real hosts is skipped, not obeyed. */
-	assert_int_equal(relay_mx_order(mixed, 2, NULL, rand_first, NULL, out,
-					8, &n),
-			 PTL_OK);
+	assert_int_equal(
+	    relay_mx_order(mixed, 2, NULL, rand_first, NULL, out, 8, &n),
+	    PTL_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(out[0].name, "mx.example");
 }
@@ -110,27 +110,28 @@ static void
 test_order_self(void **state)
 {
 	const struct ptl_dns_mx mx[] = {
-		{10, "primary.example"},
-		{20, "me.example"},
-		{20, "peer.example"},
-		{30, "backup.example"},
+	    {10, "primary.example"},
+	    {20, "me.example"},
+	    {20, "peer.example"},
+	    {30, "backup.example"},
 	};
 	struct relay_mx_host out[8];
 	size_t n;
 
 	/* We are a backup MX: only the more preferred hosts remain. */
-	assert_int_equal(relay_mx_order(mx, 4, "ME.example", rand_first, NULL,
-					out, 8, &n),
-			 PTL_OK);
+	assert_int_equal(
+	    relay_mx_order(mx, 4, "ME.example", rand_first, NULL, out, 8, &n),
+	    PTL_OK);
 	assert_int_equal(n, 1);
 	assert_string_equal(out[0].name, "primary.example");
 	/* We are the best MX: the mail would loop. */
 	assert_int_equal(relay_mx_order(mx, 1, "primary.example", rand_first,
-					NULL, out, 8, &n),
-			 PTL_DONE);
+	                                NULL, out, 8, &n),
+	                 PTL_DONE);
 }
 
-/* ---- Resolution against a fake resolver ----------------------------------- */
+/* ---- Resolution against a fake resolver -----------------------------------
+ */
 
 struct fake_query {
 	bool used;
@@ -147,7 +148,7 @@ struct fake_dns {
 
 static int
 fake_lookup(void *instance, const char *name, enum ptl_dns_type type,
-	    ptl_dns_fn done, void *arg, struct ptl_dns_query **query_out)
+            ptl_dns_fn done, void *arg, struct ptl_dns_query **query_out)
 {
 	struct fake_dns *f = instance;
 	size_t i;
@@ -179,15 +180,15 @@ fake_cancel(void *instance, struct ptl_dns_query *query)
 }
 
 static const struct ptl_resolver_methods fake_methods = {
-	.version = PTL_RESOLVER_VERSION,
-	.lookup = fake_lookup,
-	.cancel = fake_cancel,
+    .version = PTL_RESOLVER_VERSION,
+    .lookup = fake_lookup,
+    .cancel = fake_cancel,
 };
 
 /* The pending query for @p name and @p type, completed with @p res. */
 static void
 fake_answer(struct fake_dns *f, const char *name, enum ptl_dns_type type,
-	    struct ptl_dns_result *res)
+            struct ptl_dns_result *res)
 {
 	size_t i;
 
@@ -207,7 +208,7 @@ fake_answer(struct fake_dns *f, const char *name, enum ptl_dns_type type,
 
 static void
 fake_status(struct fake_dns *f, const char *name, enum ptl_dns_type type,
-	    enum ptl_dns_status status)
+            enum ptl_dns_status status)
 {
 	struct ptl_dns_result res = {.status = status};
 
@@ -217,8 +218,7 @@ fake_status(struct fake_dns *f, const char *name, enum ptl_dns_type type,
 }
 
 static void
-fake_a(struct fake_dns *f, const char *name, const char *const *ips,
-       size_t n)
+fake_a(struct fake_dns *f, const char *name, const char *const *ips, size_t n)
 {
 	struct ptl_dns_addr addrs[8];
 	struct ptl_dns_result res = {.status = PTL_DNS_OK, .count = n};
@@ -238,14 +238,14 @@ fake_a(struct fake_dns *f, const char *name, const char *const *ips,
 	}
 	res.addrs = addrs;
 	fake_answer(f, name,
-		    n > 0 && addrs[0].family == AF_INET6 ? PTL_DNS_AAAA
-							 : PTL_DNS_A,
-		    &res);
+	            n > 0 && addrs[0].family == AF_INET6 ? PTL_DNS_AAAA
+	                                                 : PTL_DNS_A,
+	            &res);
 }
 
 static void
 fake_mx(struct fake_dns *f, const char *name, const struct ptl_dns_mx *mx,
-	size_t n)
+        size_t n)
 {
 	struct ptl_dns_result res = {
 	    .status = PTL_DNS_OK, .count = n, .mx = mx};
@@ -268,20 +268,19 @@ on_wake(void *arg)
 }
 
 static void
-mx_setup(struct mx_test *t, const char *domain, const char *route,
-	 bool v6)
+mx_setup(struct mx_test *t, const char *domain, const char *route, bool v6)
 {
 	struct relay_mx_params p = {
-		.dns = &fake_methods,
-		.dns_inst = &t->dns,
-		.domain = domain,
-		.route_host = route,
-		.self = "me.example",
-		.want_ipv4 = true,
-		.want_ipv6 = v6,
-		.rnd = rand_first,
-		.wake = on_wake,
-		.arg = t,
+	    .dns = &fake_methods,
+	    .dns_inst = &t->dns,
+	    .domain = domain,
+	    .route_host = route,
+	    .self = "me.example",
+	    .want_ipv4 = true,
+	    .want_ipv6 = v6,
+	    .rnd = rand_first,
+	    .wake = on_wake,
+	    .arg = t,
 	};
 
 	memset(t, 0, sizeof(*t));
@@ -296,10 +295,10 @@ assert_addr(struct relay_mx *mx, const char *host, const char *ip)
 	assert_int_equal(relay_mx_next(mx), PTL_OK);
 	assert_string_equal(mx->cur_host, host);
 	assert_non_null(inet_ntop(mx->cur_addr.family,
-				  mx->cur_addr.family == AF_INET6
-				      ? (const void *)&mx->cur_addr.in6
-				      : (const void *)&mx->cur_addr.in4,
-				  text, sizeof(text)));
+	                          mx->cur_addr.family == AF_INET6
+	                              ? (const void *)&mx->cur_addr.in6
+	                              : (const void *)&mx->cur_addr.in4,
+	                          text, sizeof(text)));
 	assert_string_equal(text, ip);
 }
 
@@ -307,8 +306,10 @@ static void
 test_resolve_mx_fallback(void **state)
 {
 	static const struct ptl_dns_mx mx[] = {
-		{20, "mx2.example"}, {10, "mx1.example"}, {30, "gone.example"},
-		{40, "mx3.example"},
+	    {20, "mx2.example"},
+	    {10, "mx1.example"},
+	    {30, "gone.example"},
+	    {40, "mx3.example"},
 	};
 	static const char *const mx1[] = {"192.0.2.1", "192.0.2.2"};
 	static const char *const mx1_v6[] = {"2001:db8::1"};
@@ -345,7 +346,7 @@ test_resolve_mx_fallback(void **state)
 	assert_int_equal(relay_mx_next(&t.mx), PTL_DONE);
 	assert_int_equal(t.mx.status, RELAY_RCPT_DEFERRED);
 	assert_string_equal(t.mx.reason,
-			    "451 4.4.1 no more hosts to try for example");
+	                    "451 4.4.1 no more hosts to try for example");
 	assert_int_equal(t.dns.cancelled, 0);
 }
 
@@ -388,7 +389,7 @@ test_resolve_failures(void **state)
 	assert_int_equal(relay_mx_next(&t.mx), PTL_DONE);
 	assert_int_equal(t.mx.status, RELAY_RCPT_FAILED);
 	assert_string_equal(t.mx.reason,
-			    "556 5.1.10 null MX: null.example accepts no mail");
+	                    "556 5.1.10 null MX: null.example accepts no mail");
 
 	mx_setup(&t, "nx.example", NULL, false);
 	assert_int_equal(relay_mx_next(&t.mx), PTL_AGAIN);
@@ -403,7 +404,7 @@ test_resolve_failures(void **state)
 	assert_int_equal(relay_mx_next(&t.mx), PTL_DONE);
 	assert_int_equal(t.mx.status, RELAY_RCPT_DEFERRED);
 	assert_string_equal(t.mx.reason, "451 4.4.3 MX lookup of "
-					 "slow.example failed: timeout");
+	                                 "slow.example failed: timeout");
 
 	/* The MX host's address lookup fails for now: deferred. */
 	mx_setup(&t, "tmp.example", NULL, false);
@@ -488,8 +489,10 @@ test_no_resolver(void **state)
 {
 	struct relay_mx mx;
 	struct relay_mx_params p = {
-		.domain = "example", .want_ipv4 = true, .rnd = rand_first,
-		.wake = on_wake,
+	    .domain = "example",
+	    .want_ipv4 = true,
+	    .rnd = rand_first,
+	    .wake = on_wake,
 	};
 
 	relay_mx_init(&mx, &p);
@@ -501,16 +504,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_order_preference),
-		cmocka_unit_test(test_order_shuffle),
-		cmocka_unit_test(test_order_null_mx),
-		cmocka_unit_test(test_order_self),
-		cmocka_unit_test(test_resolve_mx_fallback),
-		cmocka_unit_test(test_resolve_implicit),
-		cmocka_unit_test(test_resolve_failures),
-		cmocka_unit_test(test_resolve_route_and_literals),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_no_resolver),
+	    cmocka_unit_test(test_order_preference),
+	    cmocka_unit_test(test_order_shuffle),
+	    cmocka_unit_test(test_order_null_mx),
+	    cmocka_unit_test(test_order_self),
+	    cmocka_unit_test(test_resolve_mx_fallback),
+	    cmocka_unit_test(test_resolve_implicit),
+	    cmocka_unit_test(test_resolve_failures),
+	    cmocka_unit_test(test_resolve_route_and_literals),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_no_resolver),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -124,10 +124,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_dot_stuffing),
-		cmocka_unit_test(test_smuggling),
-		cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_plain),
+	    cmocka_unit_test(test_dot_stuffing),
+	    cmocka_unit_test(test_smuggling),
+	    cmocka_unit_test(test_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,19 +47,20 @@ test_multi_line(void **state)
 	size_t len;
 
 	smtpc_reply_reset(&r);
-	assert_int_equal(smtpc_reply_feed(&r, "250-mx.example.org hi\r\n", 23,
-					  &text, &len),
-			 PTL_AGAIN);
+	assert_int_equal(
+	    smtpc_reply_feed(&r, "250-mx.example.org hi\r\n", 23, &text, &len),
+	    PTL_AGAIN);
 	assert_int_equal(len, strlen("mx.example.org hi"));
 	assert_memory_equal(text, "mx.example.org hi", len);
 	assert_false(r.complete);
-	assert_int_equal(smtpc_reply_feed(&r, "250-PIPELINING\r\n", 16, &text,
-					  &len),
-			 PTL_AGAIN);
+	assert_int_equal(
+	    smtpc_reply_feed(&r, "250-PIPELINING\r\n", 16, &text, &len),
+	    PTL_AGAIN);
 	assert_memory_equal(text, "PIPELINING", len);
 	assert_int_equal(feed(&r, "250 SIZE 1000\r\n"), PTL_OK);
 	assert_int_equal(r.nlines, 3);
-	assert_string_equal(r.text, "250 mx.example.org hi PIPELINING SIZE 1000");
+	assert_string_equal(r.text,
+	                    "250 mx.example.org hi PIPELINING SIZE 1000");
 
 	/* A repeated enhanced code is said once. */
 	smtpc_reply_reset(&r);
@@ -78,9 +79,10 @@ static void
 test_garbage(void **state)
 {
 	static const char *const bad[] = {
-		"\r\n", "25\r\n", "2x0 ok\r\n", "650 no\r\n", "190 no\r\n",
-		"260 no\r\n", "250x ok\r\n", "250\tok\r\n", "HTTP/1.1 200\r\n",
-		"-250 ok\r\n", " 250 ok\r\n",
+	    "\r\n",        "25\r\n",      "2x0 ok\r\n",
+	    "650 no\r\n",  "190 no\r\n",  "260 no\r\n",
+	    "250x ok\r\n", "250\tok\r\n", "HTTP/1.1 200\r\n",
+	    "-250 ok\r\n", " 250 ok\r\n",
 	};
 	struct smtpc_reply r;
 	size_t i;
@@ -122,16 +124,16 @@ test_bounds(void **state)
 	memset(line, 'a', sizeof(line));
 	memcpy(line, "250 ", 4);
 	smtpc_reply_reset(&r);
-	assert_int_equal(smtpc_reply_feed(&r, line, SMTPC_REPLY_LINE_MAX + 1,
-					  NULL, NULL),
-			 PTL_ERROR);
-	assert_int_equal(smtpc_reply_feed(&r, line, SMTPC_REPLY_LINE_MAX,
-					  NULL, NULL),
-			 PTL_ERROR); /* already failed: the reply is dead */
+	assert_int_equal(
+	    smtpc_reply_feed(&r, line, SMTPC_REPLY_LINE_MAX + 1, NULL, NULL),
+	    PTL_ERROR);
+	assert_int_equal(
+	    smtpc_reply_feed(&r, line, SMTPC_REPLY_LINE_MAX, NULL, NULL),
+	    PTL_ERROR); /* already failed: the reply is dead */
 	smtpc_reply_reset(&r);
-	assert_int_equal(smtpc_reply_feed(&r, line, SMTPC_REPLY_LINE_MAX,
-					  NULL, NULL),
-			 PTL_OK);
+	assert_int_equal(
+	    smtpc_reply_feed(&r, line, SMTPC_REPLY_LINE_MAX, NULL, NULL),
+	    PTL_OK);
 	/* The summary is bounded and terminated. */
 	assert_int_equal(strlen(r.text), SMTPC_REPLY_TEXT_MAX - 1);
 
@@ -153,9 +155,8 @@ test_sanitized(void **state)
 	static const char line[] = "550 bad\0nul \x1b[31m \xff\r\n";
 
 	smtpc_reply_reset(&r);
-	assert_int_equal(smtpc_reply_feed(&r, line, sizeof(line) - 1, NULL,
-					  NULL),
-			 PTL_OK);
+	assert_int_equal(
+	    smtpc_reply_feed(&r, line, sizeof(line) - 1, NULL, NULL), PTL_OK);
 	assert_string_equal(r.text, "550 bad?nul ?[31m ?");
 }
 
@@ -163,21 +164,24 @@ static void
 test_caps(void **state)
 {
 	static const char *const lines[] = {
-		"PIPELINING", "SIZE 35882577", "8bitmime", "STARTTLS",
-		"AUTH LOGIN PLAIN", "DSN", "SMTPUTF8", "CHUNKING",
-		"BINARYMIME", "ENHANCEDSTATUSCODES", "X-UNKNOWN foo",
+	    "PIPELINING",       "SIZE 35882577",
+	    "8bitmime",         "STARTTLS",
+	    "AUTH LOGIN PLAIN", "DSN",
+	    "SMTPUTF8",         "CHUNKING",
+	    "BINARYMIME",       "ENHANCEDSTATUSCODES",
+	    "X-UNKNOWN foo",
 	};
 	struct smtpc_caps caps = {0};
 	size_t i;
 
 	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		smtpc_caps_line(&caps, lines[i], strlen(lines[i]));
-	assert_int_equal(caps.ext,
-			 SMTPC_EXT_PIPELINING | SMTPC_EXT_SIZE |
-			     SMTPC_EXT_8BITMIME | SMTPC_EXT_STARTTLS |
-			     SMTPC_EXT_AUTH_PLAIN | SMTPC_EXT_DSN |
-			     SMTPC_EXT_SMTPUTF8 | SMTPC_EXT_CHUNKING |
-			     SMTPC_EXT_BINARYMIME | SMTPC_EXT_ENHANCED);
+	assert_int_equal(caps.ext, SMTPC_EXT_PIPELINING | SMTPC_EXT_SIZE |
+	                               SMTPC_EXT_8BITMIME | SMTPC_EXT_STARTTLS |
+	                               SMTPC_EXT_AUTH_PLAIN | SMTPC_EXT_DSN |
+	                               SMTPC_EXT_SMTPUTF8 | SMTPC_EXT_CHUNKING |
+	                               SMTPC_EXT_BINARYMIME |
+	                               SMTPC_EXT_ENHANCED);
 	assert_int_equal(caps.size_max, 35882577);
 
 	memset(&caps, 0, sizeof(caps));
@@ -232,14 +236,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single_line),
-		cmocka_unit_test(test_multi_line),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_bounds),
-		cmocka_unit_test(test_sanitized),
-		cmocka_unit_test(test_caps),
-		cmocka_unit_test(test_xtext),
-		cmocka_unit_test(test_address),
+	    cmocka_unit_test(test_single_line),
+	    cmocka_unit_test(test_multi_line),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_sanitized),
+	    cmocka_unit_test(test_caps),
+	    cmocka_unit_test(test_xtext),
+	    cmocka_unit_test(test_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
