@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The petrel command line: check, document or run a configuration. */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@ enum run_mode {
 	MODE_SINGLE,
 	MODE_TEST,
 	MODE_KEYS,
+	MODE_KEYS_ALL,
 };
 
 struct options {
@@ -34,7 +38,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: petrel [-c FILE] [-M MODULE_DIR] [-t] [-f] [-V] [-h] "
-	        "[--keys]\n"
+	        "[--keys] [--keys-all]\n"
 	        "  -c FILE        configuration (default %s)\n"
 	        "  -M MODULE_DIR  module directory (default: server.module_dir,"
 	        " else %s)\n"
@@ -43,7 +47,9 @@ usage(FILE *out)
 	        "  -V             print the version and exit\n"
 	        "  -h             print this help and exit\n"
 	        "  --keys         print the reference of every configuration "
-	        "key (markdown)\n",
+	        "key (markdown)\n"
+	        "  --keys-all     the same for every module in the module "
+	        "directory, without a configuration\n",
 	        DEFAULT_CONF, PETREL_MODULE_DIR);
 }
 
@@ -53,6 +59,7 @@ parse_options(int argc, char **argv, struct options *opts)
 {
 	static const struct option longopts[] = {
 	    {"keys", no_argument, NULL, 'k'},
+	    {"keys-all", no_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -80,6 +87,9 @@ parse_options(int argc, char **argv, struct options *opts)
 			break;
 		case 'k':
 			opts->mode = MODE_KEYS;
+			break;
+		case 'K':
+			opts->mode = MODE_KEYS_ALL;
 			break;
 		case 'V':
 			printf("petrel %s (module ABI %d.%d)\n", PETREL_VERSION,
@@ -210,11 +220,85 @@ print_module_keys(const struct ptl_cycle *cycle)
 }
 
 static int
+compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * --keys-all: the reference of every module file in @dir, loaded through
+ * the normal loader (with its safety checks) but without a config, so
+ * docs/configuration.md can be generated from the build tree.
+ */
+static int
+print_dir_module_keys(const char *dir_arg)
+{
+	static const struct ptl_conf_key no_keys[] = {{NULL}};
+	char *names[256];
+	size_t n = 0, len;
+	struct dirent *de;
+	char section[256];
+	int rc = 0;
+	char dir[PATH_MAX];
+	DIR *d = NULL;
+
+	/* The loader takes absolute directories only. */
+	if (realpath(dir_arg, dir) == NULL || (d = opendir(dir)) == NULL) {
+		fprintf(stderr, "petrel: %s: %s\n", dir_arg, strerror(errno));
+		return 1;
+	}
+	while ((de = readdir(d)) != NULL &&
+	       n < sizeof(names) / sizeof(*names)) {
+		len = strlen(de->d_name);
+		if (len <= 3 || strcmp(de->d_name + len - 3, ".so") != 0)
+			continue;
+		names[n] = strndup(de->d_name, len - 3);
+		if (names[n] == NULL)
+			break;
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), compare_names);
+	for (size_t i = 0; i < n; i++) {
+		const struct ptl_module *mod;
+		struct ptl_error err = {0};
+
+		if (rc == 0 && ptl_module_load(names[i], NULL, dir, &mod,
+		                               &err) == PTL_OK) {
+			snprintf(section, sizeof(section), "modules.%s",
+			         mod->name);
+			printf("\n%s: %s\n\n", mod->name,
+			       mod->description != NULL ? mod->description
+			                                : "");
+			if (ptl_conf_doc_markdown(stdout, section,
+			                          mod->conf_keys != NULL
+			                              ? mod->conf_keys
+			                              : no_keys) != PTL_OK)
+				rc = 1;
+		} else if (rc == 0) {
+			fprintf(stderr, "petrel: %s\n", err.text);
+			rc = 1;
+		}
+		free(names[i]);
+	}
+	return rc;
+}
+
+static int
+print_core_keys(void)
+{
+	return print_server_keys() != PTL_OK ||
+	               ptl_conf_doc_markdown(stdout, "tls",
+	                                     ptl_tls_conf_keys) != PTL_OK
+	           ? 1
+	           : 0;
+}
+
+static int
 print_keys(const struct ptl_cycle *cycle)
 {
-	if (print_server_keys() != PTL_OK ||
-	    ptl_conf_doc_markdown(stdout, "tls", ptl_tls_conf_keys) != PTL_OK ||
-	    print_module_keys(cycle) != 0 || fflush(stdout) != 0) {
+	if (print_core_keys() != 0 || print_module_keys(cycle) != 0 ||
+	    fflush(stdout) != 0) {
 		fprintf(stderr, "petrel: cannot write the key reference\n");
 		return 1;
 	}
@@ -235,6 +319,16 @@ main(int argc, char **argv)
 	/* A peer closing early must end a write with EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
 	ptl_log_set_process(opts.mode == MODE_SINGLE ? "single" : "master");
+	if (opts.mode == MODE_KEYS_ALL) {
+		rc = print_core_keys();
+		if (rc == 0)
+			rc = print_dir_module_keys(opts.module_dir != NULL
+			                               ? opts.module_dir
+			                               : PETREL_MODULE_DIR);
+		if (fflush(stdout) != 0)
+			rc = 1;
+		return rc;
+	}
 
 	if (ptl_cycle_load(opts.conf_path, opts.module_dir, &cycle, &err) !=
 	    PTL_OK) {
