@@ -34,12 +34,24 @@ if [ ! -f var/tls/cert.pem ] || [ ! -f var/tls/key.pem ]; then
 fi
 chmod 0600 var/tls/key.pem
 
+# A development user so that SMTP AUTH and POP3 work at once:
+# dev@example.test, password "petrel-dev" (change it with
+# build/tools/petrelctl -f var/users.passwd user passwd dev@example.test).
+if [ ! -f var/users.passwd ]; then
+	echo "dev-run.sh: creating var/users.passwd with dev@example.test" >&2
+	printf 'petrel-dev\n' |
+		build/tools/petrelctl -f var/users.passwd user add dev@example.test
+fi
+
 if [ "$(id -u)" -eq 0 ]; then
 	# Workers never run as root: they switch to this user.
 	if ! id -u petrel >/dev/null 2>&1; then
 		useradd --system --no-create-home --shell /usr/sbin/nologin petrel
 	fi
 	chown -R petrel: var/state var/mail
+	# Workers re-read the user file when it changes.
+	chgrp petrel var/users.passwd
+	chmod 0640 var/users.passwd
 	# Only the master (root) reads the private key.
 	chown root: var/tls/key.pem
 fi

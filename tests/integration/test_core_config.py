@@ -60,6 +60,15 @@ class ConfigCheck(harness.PetrelTestCase):
         for mod in cfg["modules"].values():
             for item in mod.get("listen", []):
                 item["address"] = "127.0.0.1:%d" % harness.free_port()
+        # Files the dev config names relative to the checkout (dev-run.sh
+        # creates them) move into the temp dir, created empty.
+        if "passwd" in cfg["modules"]:
+            users = self.p.path("users.passwd")
+            open(users, "w").close()
+            cfg["modules"]["passwd"]["file"] = users
+        if "maildir" in cfg["modules"]:
+            cfg["modules"]["maildir"]["location"] = self.p.path(
+                "mail", "%d", "%n", "Maildir")
         self.assertCheckOk(self.p.check(cfg))
 
     def test_documented_examples(self):
