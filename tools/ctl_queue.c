@@ -102,8 +102,8 @@ ctl_list_ids(const char *qdir, size_t *n_out)
 /* Envelope and state of one message; @st has env->nrcpts entries. */
 static int
 ctl_load(const char *qdir, const char *id, struct queue_env *env,
-	 struct queue_rcpt_state **st_out, bool texts, char *why,
-	 size_t why_size)
+         struct queue_rcpt_state **st_out, bool texts, char *why,
+         size_t why_size)
 {
 	struct queue_rcpt_state *st;
 	uint64_t valid, size;
@@ -125,7 +125,7 @@ ctl_load(const char *qdir, const char *id, struct queue_env *env,
 		return -1;
 	}
 	if (queue_state_load(qdir, id, st, env->nrcpts, texts, &valid, &size,
-			     why, why_size) != QUEUE_READ_OK) {
+	                     why, why_size) != QUEUE_READ_OK) {
 		free(st);
 		queue_env_free(env);
 		return -1;
@@ -148,7 +148,7 @@ ctl_queue_list(const char *qdir)
 		return CTL_EXIT_ERROR;
 	for (i = 0; i < n; i++) {
 		if (ctl_load(qdir, ids[i], &env, &st, false, why,
-			     sizeof(why)) != 0) {
+		             sizeof(why)) != 0) {
 			printf("%-24s (unreadable: %s)\n", ids[i], why);
 			free(ids[i]);
 			continue;
@@ -178,8 +178,7 @@ ctl_queue_show(const char *qdir, const char *id)
 {
 	char when[32], text[1100], why[QUEUE_WHY_MAX];
 	static const char *const rets[] = {"-", "FULL", "HDRS"};
-	static const char *const bodies[] = {"7BIT", "8BITMIME",
-					     "BINARYMIME"};
+	static const char *const bodies[] = {"7BIT", "8BITMIME", "BINARYMIME"};
 	struct queue_rcpt_state *st;
 	struct queue_env env;
 	size_t i;
@@ -201,7 +200,8 @@ ctl_queue_show(const char *qdir, const char *id)
 	       env.smtputf8 ? " SMTPUTF8" : "");
 	printf("ret:       %s\n", rets[env.ret % 3]);
 	if (env.envid != NULL)
-		printf("envid:     %s\n", ctl_esc(text, sizeof(text), env.envid));
+		printf("envid:     %s\n",
+		       ctl_esc(text, sizeof(text), env.envid));
 	if (env.auth_user != NULL)
 		printf("auth:      %s\n",
 		       ctl_esc(text, sizeof(text), env.auth_user));
@@ -257,7 +257,7 @@ ctl_queue_request(const char *qdir, int req, const char *id)
 		}
 	}
 	if (queue_request_write(qdir, req, id, name, sizeof(name), why,
-				sizeof(why)) != 0) {
+	                        sizeof(why)) != 0) {
 		ctl_error("%s", why);
 		return CTL_EXIT_ERROR;
 	}
@@ -293,7 +293,7 @@ ctl_queue_main(const char *qdir, int argc, char **argv)
 		return ctl_queue_show(qdir, argv[1]);
 	if (strcmp(verb, "flush") == 0 && argc <= 2)
 		return ctl_queue_request(qdir, QUEUE_REQ_FLUSH,
-					 argc == 2 ? argv[1] : NULL);
+		                         argc == 2 ? argv[1] : NULL);
 	if (strcmp(verb, "retry") == 0 && argc == 2)
 		return ctl_queue_request(qdir, QUEUE_REQ_RETRY, argv[1]);
 	if (strcmp(verb, "delete") == 0 && argc == 2)

@@ -200,19 +200,37 @@ canon_put_span(struct dkim_body_canon *c, const char *p, size_t n)
 	c->out_len += n;
 }
 
-/* Where the next byte that needs a decision is: CR, and in relaxed mode
- * SP and HTAB. */
+/*
+ * Where the next byte that needs a decision is: CR, and in relaxed mode
+ * a tab or a run of spaces. A single space between two other bytes is
+ * already canonical and stays inside the span, so ordinary text goes
+ * through in long runs.
+ */
 static size_t
 canon_span_end(const char *data, size_t i, size_t len, bool relaxed)
 {
 	const char *cr;
+	char ch, next;
 
 	if (!relaxed) {
 		cr = memchr(data + i, '\r', len - i);
 		return cr != NULL ? (size_t)(cr - data) : len;
 	}
-	while (i < len && data[i] != '\r' && data[i] != ' ' && data[i] != '\t')
+	while (i < len) {
+		ch = data[i];
+		if (ch == '\r' || ch == '\t')
+			break;
+		if (ch == ' ') {
+			if (i + 1 == len)
+				break;
+			next = data[i + 1];
+			if (next == ' ' || next == '\t' || next == '\r')
+				break;
+			i += 2;
+			continue;
+		}
 		i++;
+	}
 	return i;
 }
 

@@ -87,20 +87,21 @@ bounce_work(void *arg)
 		goto out;
 	}
 	/* The texts (remote replies) are only on disk. */
-	if (queue_state_load(t->r->spool.qdir, m->env.id, disk,
-			     m->env.nrcpts, true, &valid, &size, t->why,
-			     sizeof(t->why)) != QUEUE_READ_OK)
+	if (queue_state_load(t->r->spool.qdir, m->env.id, disk, m->env.nrcpts,
+	                     true, &valid, &size, t->why,
+	                     sizeof(t->why)) != QUEUE_READ_OK)
 		goto out;
 	if (!queue_path(path, sizeof(path), t->r->spool.qdir, "msg",
-			m->env.id) ||
+	                m->env.id) ||
 	    (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
 		(void)snprintf(t->why, sizeof(t->why),
-			       "cannot open the message");
+		               "cannot open the message");
 		goto out;
 	}
 	for (i = 0; i < t->n; i++) {
 		const struct queue_rcpt_state *ds = &disk[t->items[i].idx];
-		const struct queue_env_rcpt *er = &m->env.rcpts[t->items[i].idx];
+		const struct queue_env_rcpt *er =
+		    &m->env.rcpts[t->items[i].idx];
 
 		dr[i].address = er->address;
 		dr[i].orcpt = er->orcpt;
@@ -114,8 +115,7 @@ bounce_work(void *arg)
 	if (queue_writer_open(&w, &t->r->spool, t->why, sizeof(t->why)) != 0)
 		goto out;
 	utf8 = m->env.smtputf8;
-	(void)snprintf(msgid, sizeof(msgid), "%s.dsn@%s", w.id,
-		       t->r->hostname);
+	(void)snprintf(msgid, sizeof(msgid), "%s.dsn@%s", w.id, t->r->hostname);
 	(void)snprintf(boundary, sizeof(boundary), "=_petrel_%s", w.id);
 	memset(&d, 0, sizeof(d));
 	d.reporting_mta = t->r->hostname;
@@ -129,11 +129,11 @@ bounce_work(void *arg)
 	d.retry_until = (m->received_ms + t->r->policy.lifetime) / 1000;
 	d.utf8 = utf8;
 	d.full = m->env.ret != PTL_DSN_RET_HDRS &&
-		 m->env.body_size <= t->r->conf->bounce_size_limit;
+	         m->env.body_size <= t->r->conf->bounce_size_limit;
 	d.nrcpts = t->n;
 	d.rcpts = dr;
 	if (queue_dsn_compose(&d, fd, m->env.body_size, bounce_write, &w,
-			      t->why, sizeof(t->why)) != 0) {
+	                      t->why, sizeof(t->why)) != 0) {
 		queue_writer_abort(&w);
 		goto out;
 	}
@@ -144,8 +144,8 @@ bounce_work(void *arg)
 	env.from = "";
 	env.is_dsn = true;
 	env.smtputf8 = utf8;
-	env.body = m->env.body == PTL_BODY_7BIT ? PTL_BODY_7BIT
-						: PTL_BODY_8BITMIME;
+	env.body =
+	    m->env.body == PTL_BODY_7BIT ? PTL_BODY_7BIT : PTL_BODY_8BITMIME;
 	env.received = t->now_ms / 1000;
 	env.nrcpts = 1;
 	env.rcpts = &to;
@@ -170,8 +170,7 @@ bounce_work(void *arg)
 		struct queue_rcpt_state *pick = calloc(t->n, sizeof(*pick));
 
 		if (pick == NULL) {
-			(void)snprintf(t->why, sizeof(t->why),
-				       "out of memory");
+			(void)snprintf(t->why, sizeof(t->why), "out of memory");
 			goto out;
 		}
 		for (i = 0; i < t->n; i++)
@@ -180,12 +179,13 @@ bounce_work(void *arg)
 		free(pick);
 	}
 	if (rec.failed) {
-		(void)snprintf(t->why, sizeof(t->why), "state record too "
-						       "large");
+		(void)snprintf(t->why, sizeof(t->why),
+		               "state record too "
+		               "large");
 		goto out;
 	}
 	t->rc = queue_state_append(&t->r->spool, m->env.id, rec.data, rec.len,
-				   UINT64_MAX, t->why, sizeof(t->why));
+	                           UINT64_MAX, t->why, sizeof(t->why));
 out:
 	if (fd >= 0)
 		(void)close(fd);
@@ -210,9 +210,9 @@ bounce_done(void *arg)
 	m->busy--;
 	if (t->rc != 0) {
 		ptl_log(PTL_LOG_ERROR,
-			"queue: %s: cannot send the delivery status "
-			"notification: %s; trying again later",
-			m->env.id, t->why);
+		        "queue: %s: cannot send the delivery status "
+		        "notification: %s; trying again later",
+		        m->env.id, t->why);
 		free(t->items);
 		free(t);
 		queue_msg_later(r, m);
@@ -230,9 +230,9 @@ bounce_done(void *arg)
 	}
 	ptl_log_escape(from, sizeof(from), m->env.from, strlen(m->env.from));
 	ptl_log(PTL_LOG_INFO,
-		"queue: %s: delivery status notification %s queued for "
-		"<%s> (%zu recipient%s)",
-		m->env.id, t->dsn_id, from, t->n, t->n == 1 ? "" : "s");
+	        "queue: %s: delivery status notification %s queued for "
+	        "<%s> (%zu recipient%s)",
+	        m->env.id, t->dsn_id, from, t->n, t->n == 1 ? "" : "s");
 	free(t->items);
 	free(t);
 	queue_msg_settle(r, m);
@@ -268,10 +268,10 @@ queue_bounce_start(struct queue_runner *r, struct queue_msg *m)
 		if (rc->warn_due && rc->st.status == QUEUE_RCPT_DEFERRED)
 			action = QUEUE_DSN_DELAYED;
 		else if (rc->st.status == QUEUE_RCPT_FAILED &&
-			 !(rc->st.flags & QUEUE_RCPT_REPORTED))
+		         !(rc->st.flags & QUEUE_RCPT_REPORTED))
 			action = QUEUE_DSN_FAILED;
 		else if (rc->st.status == QUEUE_RCPT_DELIVERED &&
-			 !(rc->st.flags & QUEUE_RCPT_REPORTED))
+		         !(rc->st.flags & QUEUE_RCPT_REPORTED))
 			action = QUEUE_DSN_DELIVERED;
 		else {
 			rc->warn_due = false;

@@ -14,7 +14,7 @@
 /** One entry of "routes": a domain (or "*") and where it goes. */
 struct queue_route {
 	const char *domain; /* lower case; ".example.org": subdomains;
-			       "*": the default route */
+	                       "*": the default route */
 	struct relay_route relay;
 };
 
@@ -51,13 +51,13 @@ extern const struct ptl_conf_key queue_conf_keys[];
  * @return PTL_OK or PTL_ERROR with err->path relative to the section.
  */
 int queue_conf_parse_routes(const struct queue_conf *conf,
-			    struct ptl_pool *pool,
-			    struct queue_route **routes_out, size_t *n_out,
-			    struct ptl_error *err);
+                            struct ptl_pool *pool,
+                            struct queue_route **routes_out, size_t *n_out,
+                            struct ptl_error *err);
 
 /** check_config of the module. */
 int queue_conf_check(struct ptl_instance *inst, const json_t *section,
-		     void *conf, struct ptl_error *err);
+                     void *conf, struct ptl_error *err);
 
 /**
  * The route of @p domain (lower case): the exact entry, else the nearest
@@ -65,14 +65,14 @@ int queue_conf_check(struct ptl_instance *inst, const json_t *section,
  * object's defaults).
  */
 const struct queue_route *queue_route_find(const struct queue_conf *conf,
-					   const char *domain);
+                                           const char *domain);
 
 /** Whether @p domain is listed in local_domains. */
 bool queue_conf_is_local_domain(const struct queue_conf *conf,
-				const char *domain);
+                                const char *domain);
 
 /** Queue directory for @p conf: "directory", else STATE_DIR/queue. */
 const char *queue_conf_dir(const struct queue_conf *conf,
-			   struct ptl_pool *pool);
+                           struct ptl_pool *pool);
 
 #endif

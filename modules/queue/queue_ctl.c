@@ -20,7 +20,7 @@
  */
 
 #define CTL_REQUEST_MAX 4096
-#define CTL_BATCH_MAX 1024
+#define CTL_BATCH_MAX   1024
 
 struct ctl_request {
 	int req;
@@ -49,9 +49,10 @@ ctl_read_one(struct ctl_scan *s, int dfd, const char *name)
 
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		ptl_log(PTL_LOG_WARN, "queue: cannot read a request in ctl/: "
-				      "%s; removed",
-			strerror(errno));
+		ptl_log(PTL_LOG_WARN,
+		        "queue: cannot read a request in ctl/: "
+		        "%s; removed",
+		        strerror(errno));
 		(void)unlinkat(dfd, name, 0);
 		return;
 	}
@@ -61,9 +62,9 @@ ctl_read_one(struct ctl_scan *s, int dfd, const char *name)
 	(void)unlinkat(dfd, name, 0);
 	if (n <= 0 || (size_t)n == sizeof(buf) ||
 	    queue_request_parse(buf, (size_t)n, &s->reqs[s->n].req,
-				s->reqs[s->n].id) != 0) {
+	                        s->reqs[s->n].id) != 0) {
 		ptl_log(PTL_LOG_WARN, "queue: ignored a malformed request in "
-				      "ctl/");
+		                      "ctl/");
 		return;
 	}
 	s->n++;
@@ -134,33 +135,36 @@ ctl_apply(struct queue_runner *r, const struct ctl_request *q)
 	case QUEUE_REQ_FLUSH:
 	case QUEUE_REQ_RETRY:
 		if (q->id[0] == '\0') {
-			ptl_log(PTL_LOG_INFO, "queue: %s of every message "
-					      "requested by petrelctl",
-				queue_request_name(q->req));
+			ptl_log(PTL_LOG_INFO,
+			        "queue: %s of every message "
+			        "requested by petrelctl",
+			        queue_request_name(q->req));
 			for (i = 0; i < r->nbuckets; i++)
 				for (m = r->buckets[i]; m != NULL;
 				     m = m->hash_next)
-					ctl_flush_one(r, m,
-						      q->req ==
-							      QUEUE_REQ_RETRY);
+					ctl_flush_one(
+					    r, m, q->req == QUEUE_REQ_RETRY);
 		} else if (m != NULL) {
-			ptl_log(PTL_LOG_INFO, "queue: %s: %s requested by "
-					      "petrelctl",
-				q->id, queue_request_name(q->req));
+			ptl_log(PTL_LOG_INFO,
+			        "queue: %s: %s requested by "
+			        "petrelctl",
+			        q->id, queue_request_name(q->req));
 			ctl_flush_one(r, m, q->req == QUEUE_REQ_RETRY);
 		} else {
-			ptl_log(PTL_LOG_NOTICE, "queue: %s: %s requested by "
-						"petrelctl, but no such "
-						"message is queued",
-				q->id, queue_request_name(q->req));
+			ptl_log(PTL_LOG_NOTICE,
+			        "queue: %s: %s requested by "
+			        "petrelctl, but no such "
+			        "message is queued",
+			        q->id, queue_request_name(q->req));
 		}
 		break;
 	case QUEUE_REQ_DELETE:
 		if (q->id[0] == '\0')
 			break;
-		ptl_log(PTL_LOG_INFO, "queue: %s: delete requested by "
-				      "petrelctl",
-			q->id);
+		ptl_log(PTL_LOG_INFO,
+		        "queue: %s: delete requested by "
+		        "petrelctl",
+		        q->id);
 		if (m == NULL) {
 			queue_remove_id(r, q->id);
 		} else {

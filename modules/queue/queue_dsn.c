@@ -14,8 +14,8 @@
 
 /* The longest header part returned, and the read size while looking. */
 #define DSN_HEADER_MAX ((size_t)64 * 1024)
-#define DSN_CHUNK ((size_t)64 * 1024)
-#define DSN_LINE_MAX 1200
+#define DSN_CHUNK      ((size_t)64 * 1024)
+#define DSN_LINE_MAX   1200
 
 struct dsn_out {
 	queue_dsn_write_fn write;
@@ -24,7 +24,7 @@ struct dsn_out {
 };
 
 static void dsn_printf(struct dsn_out *o, const char *fmt, ...)
-	PTL_PRINTF(2, 3);
+    PTL_PRINTF(2, 3);
 
 static void
 dsn_put(struct dsn_out *o, const void *p, size_t len)
@@ -81,12 +81,12 @@ dsn_date(char *out, size_t size, int64_t when)
 
 void
 queue_dsn_status(enum queue_dsn_action action, const char *diagnostic,
-		 char out[16])
+                 char out[16])
 {
 	const char *p = diagnostic;
 	char cls = action == QUEUE_DSN_FAILED    ? '5'
-		   : action == QUEUE_DSN_DELAYED ? '4'
-						 : '2';
+	           : action == QUEUE_DSN_DELAYED ? '4'
+	                                         : '2';
 	size_t a, b;
 
 	if (p != NULL && strstr(p, "delivery time expired") != NULL) {
@@ -104,7 +104,7 @@ queue_dsn_status(enum queue_dsn_action action, const char *diagnostic,
 			b = strspn(p + a + 1, "0123456789");
 			if (b >= 1 && b <= 3) {
 				(void)snprintf(out, 16, "%c.%.*s.%.*s", cls,
-					       (int)a, p, (int)b, p + a + 1);
+				               (int)a, p, (int)b, p + a + 1);
 				return;
 			}
 		}
@@ -139,13 +139,14 @@ dsn_worst(const struct queue_dsn *d)
 		failed |= d->rcpts[i].action == QUEUE_DSN_FAILED;
 		delayed |= d->rcpts[i].action == QUEUE_DSN_DELAYED;
 	}
-	return failed ? QUEUE_DSN_FAILED
-		      : delayed ? QUEUE_DSN_DELAYED : QUEUE_DSN_DELIVERED;
+	return failed    ? QUEUE_DSN_FAILED
+	       : delayed ? QUEUE_DSN_DELAYED
+	                 : QUEUE_DSN_DELIVERED;
 }
 
 static void
 dsn_header(struct dsn_out *o, const struct queue_dsn *d,
-	   enum queue_dsn_action worst)
+           enum queue_dsn_action worst)
 {
 	char date[64], to[1100], host[300];
 
@@ -153,29 +154,28 @@ dsn_header(struct dsn_out *o, const struct queue_dsn *d,
 	queue_dsn_clean(to, sizeof(to), d->sender, d->utf8);
 	queue_dsn_clean(host, sizeof(host), d->reporting_mta, false);
 	dsn_printf(o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
-		   host);
+	           host);
 	dsn_printf(o, "To: <%s>\r\n", to);
-	dsn_printf(o, "Subject: %s\r\n",
-		   worst == QUEUE_DSN_FAILED
-			   ? "Undelivered Mail Returned to Sender"
-		   : worst == QUEUE_DSN_DELAYED
-			   ? "Delayed Mail (still being retried)"
-			   : "Successful Mail Delivery Report");
+	dsn_printf(
+	    o, "Subject: %s\r\n",
+	    worst == QUEUE_DSN_FAILED    ? "Undelivered Mail Returned to Sender"
+	    : worst == QUEUE_DSN_DELAYED ? "Delayed Mail (still being retried)"
+	                                 : "Successful Mail Delivery Report");
 	dsn_printf(o, "Date: %s\r\n", date);
 	dsn_printf(o, "Message-ID: <%s>\r\n", d->message_id);
 	/* RFC 3834: no vacation responder answers this. */
 	dsn_printf(o, "Auto-Submitted: auto-replied\r\n");
 	dsn_printf(o, "MIME-Version: 1.0\r\n");
 	dsn_printf(o,
-		   "Content-Type: multipart/report; "
-		   "report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
-		   d->boundary);
+	           "Content-Type: multipart/report; "
+	           "report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
+	           d->boundary);
 	dsn_printf(o, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 }
 
 static void
 dsn_text(struct dsn_out *o, const struct queue_dsn *d,
-	 enum queue_dsn_action worst)
+         enum queue_dsn_action worst)
 {
 	char addr[1100], diag[600], host[300];
 	size_t i;
@@ -183,29 +183,29 @@ dsn_text(struct dsn_out *o, const struct queue_dsn *d,
 	dsn_printf(o, "--%s\r\n", d->boundary);
 	dsn_printf(o, "Content-Description: Notification\r\n");
 	dsn_printf(o, "Content-Type: text/plain; charset=%s\r\n\r\n",
-		   d->utf8 ? "utf-8" : "us-ascii");
+	           d->utf8 ? "utf-8" : "us-ascii");
 	queue_dsn_clean(host, sizeof(host), d->reporting_mta, false);
 	dsn_printf(o, "This is the mail system at host %s.\r\n\r\n", host);
 	if (worst == QUEUE_DSN_FAILED)
 		dsn_printf(o, "Your message could not be delivered to one "
-			      "or more recipients.\r\nIt is attached "
-			      "below.\r\n\r\n");
+		              "or more recipients.\r\nIt is attached "
+		              "below.\r\n\r\n");
 	else if (worst == QUEUE_DSN_DELAYED)
 		dsn_printf(o, "Your message could not be delivered yet. The "
-			      "mail system will keep\r\ntrying; you need "
-			      "not send it again.\r\n\r\n");
+		              "mail system will keep\r\ntrying; you need "
+		              "not send it again.\r\n\r\n");
 	else
 		dsn_printf(o, "Your message was delivered to the recipients "
-			      "below, as you asked\r\nto be told.\r\n\r\n");
+		              "below, as you asked\r\nto be told.\r\n\r\n");
 	for (i = 0; i < d->nrcpts; i++) {
 		const struct queue_dsn_rcpt *r = &d->rcpts[i];
 
 		queue_dsn_clean(addr, sizeof(addr), r->address, d->utf8);
 		queue_dsn_clean(diag, sizeof(diag),
-				r->diagnostic ? r->diagnostic : "", false);
+		                r->diagnostic ? r->diagnostic : "", false);
 		dsn_printf(o, "<%s>: %s%s%s\r\n", addr,
-			   dsn_action_word(r->action), diag[0] ? ": " : "",
-			   diag);
+		           dsn_action_word(r->action), diag[0] ? ": " : "",
+		           diag);
 	}
 	dsn_printf(o, "\r\n");
 }
@@ -219,8 +219,8 @@ dsn_status_part(struct dsn_out *o, const struct queue_dsn *d)
 	dsn_printf(o, "--%s\r\n", d->boundary);
 	dsn_printf(o, "Content-Description: Delivery report\r\n");
 	dsn_printf(o, "Content-Type: %s\r\n\r\n",
-		   d->utf8 ? "message/global-delivery-status"
-			   : "message/delivery-status");
+	           d->utf8 ? "message/global-delivery-status"
+	                   : "message/delivery-status");
 	/* Per-message fields (RFC 3464 2.2). */
 	queue_dsn_clean(buf, sizeof(buf), d->reporting_mta, false);
 	dsn_printf(o, "Reporting-MTA: dns; %s\r\n", buf);
@@ -243,24 +243,23 @@ dsn_status_part(struct dsn_out *o, const struct queue_dsn *d)
 		}
 		queue_dsn_clean(buf, sizeof(buf), r->address, d->utf8);
 		dsn_printf(o, "Final-Recipient: %s; %s\r\n",
-			   d->utf8 ? "utf-8" : "rfc822", buf);
+		           d->utf8 ? "utf-8" : "rfc822", buf);
 		dsn_printf(o, "Action: %s\r\n", dsn_action_word(r->action));
 		queue_dsn_status(r->action, r->diagnostic, status);
 		dsn_printf(o, "Status: %s\r\n", status);
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
-			queue_dsn_clean(buf, sizeof(buf), r->remote_mta,
-					false);
+			queue_dsn_clean(buf, sizeof(buf), r->remote_mta, false);
 			dsn_printf(o, "Remote-MTA: dns; %s\r\n", buf);
 		}
 		if (r->diagnostic != NULL && r->diagnostic[0] != '\0') {
 			bool smtp = r->diagnostic[0] >= '2' &&
-				    r->diagnostic[0] <= '5' &&
-				    strspn(r->diagnostic, "0123456789") == 3;
+			            r->diagnostic[0] <= '5' &&
+			            strspn(r->diagnostic, "0123456789") == 3;
 
 			queue_dsn_clean(diag, sizeof(diag), r->diagnostic,
-					false);
+			                false);
 			dsn_printf(o, "Diagnostic-Code: %s; %s\r\n",
-				   smtp ? "smtp" : "X-Petrel", diag);
+			           smtp ? "smtp" : "X-Petrel", diag);
 		}
 		if (r->last_attempt > 0) {
 			dsn_date(date, sizeof(date), r->last_attempt);
@@ -344,8 +343,8 @@ dsn_copy(struct dsn_out *o, int fd, uint64_t len)
 
 int
 queue_dsn_compose(const struct queue_dsn *d, int orig_fd, uint64_t orig_size,
-		  queue_dsn_write_fn write, void *ctx, char *why,
-		  size_t why_size)
+                  queue_dsn_write_fn write, void *ctx, char *why,
+                  size_t why_size)
 {
 	struct dsn_out o = {write, ctx, false};
 	enum queue_dsn_action worst = dsn_worst(d);
@@ -359,21 +358,21 @@ queue_dsn_compose(const struct queue_dsn *d, int orig_fd, uint64_t orig_size,
 		if (!full && orig_size > 0 &&
 		    dsn_header_len(orig_fd, orig_size, &hdr_len) != 0) {
 			(void)snprintf(why, why_size,
-				       "cannot read the original message");
+			               "cannot read the original message");
 			return -1;
 		}
 		dsn_printf(&o, "--%s\r\n", d->boundary);
 		dsn_printf(&o, "Content-Description: %s\r\n",
-			   full ? "Undelivered Message"
-				: "Header of the original message");
+		           full ? "Undelivered Message"
+		                : "Header of the original message");
 		dsn_printf(&o, "Content-Type: %s\r\n\r\n",
-			   full ? (d->utf8 ? "message/global"
-					   : "message/rfc822")
-				: (d->utf8 ? "message/global-headers"
-					   : "text/rfc822-headers"));
+		           full
+		               ? (d->utf8 ? "message/global" : "message/rfc822")
+		               : (d->utf8 ? "message/global-headers"
+		                          : "text/rfc822-headers"));
 		if (dsn_copy(&o, orig_fd, full ? orig_size : hdr_len) != 0) {
 			(void)snprintf(why, why_size,
-				       "cannot read the original message");
+			               "cannot read the original message");
 			return -1;
 		}
 		dsn_printf(&o, "\r\n");

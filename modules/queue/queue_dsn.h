@@ -17,7 +17,7 @@ enum queue_dsn_action {
 
 struct queue_dsn_rcpt {
 	const char *address;
-	const char *orcpt;      /* "rfc822;a@b" as received, or NULL */
+	const char *orcpt; /* "rfc822;a@b" as received, or NULL */
 	enum queue_dsn_action action;
 	const char *diagnostic; /* remote reply or our reason, or NULL */
 	const char *remote_mta; /* or NULL */
@@ -34,10 +34,10 @@ struct queue_dsn {
 	const char *envid;         /* or NULL */
 	int64_t arrival;           /* wall-clock seconds */
 	int64_t now;
-	int64_t retry_until;       /* for delayed recipients, 0: omit */
-	bool utf8;                 /* RFC 6533 global types */
-	bool full;                 /* include the whole message, else its
-				      header only */
+	int64_t retry_until; /* for delayed recipients, 0: omit */
+	bool utf8;           /* RFC 6533 global types */
+	bool full;           /* include the whole message, else its
+	                        header only */
 	size_t nrcpts;
 	const struct queue_dsn_rcpt *rcpts;
 };
@@ -52,8 +52,8 @@ typedef int (*queue_dsn_write_fn)(void *ctx, const void *p, size_t len);
  * @return 0, or -1 with @p why filled.
  */
 int queue_dsn_compose(const struct queue_dsn *d, int orig_fd,
-		      uint64_t orig_size, queue_dsn_write_fn write, void *ctx,
-		      char *why, size_t why_size);
+                      uint64_t orig_size, queue_dsn_write_fn write, void *ctx,
+                      char *why, size_t why_size);
 
 /**
  * The RFC 3463 status for @p action from a reply text ("550 5.1.1 ..."):
@@ -61,7 +61,7 @@ int queue_dsn_compose(const struct queue_dsn *d, int orig_fd,
  * "delivery time expired" gives 5.4.7. @p out holds 16 bytes.
  */
 void queue_dsn_status(enum queue_dsn_action action, const char *diagnostic,
-		      char out[16]);
+                      char out[16]);
 
 /** Copy @p in into @p out as printable ASCII for a header (controls
  *  become spaces), truncated to fit. */

@@ -22,7 +22,7 @@ struct queue_service;
 
 /** Create and register the "queue" service of this process. */
 int queue_service_start(struct ptl_instance *inst, struct queue_conf *conf,
-			struct ptl_error *err);
+                        struct ptl_error *err);
 /** exit_worker: drop the service (freed when its last task is done). */
 void queue_service_stop(struct ptl_instance *inst);
 
@@ -44,8 +44,8 @@ struct queue_msg {
 	unsigned busy;     /* queued work, running jobs, tasks */
 	size_t heap_index; /* SIZE_MAX: not waiting in the heap */
 	int64_t due_ms;
-	bool deleted;       /* petrelctl delete: remove once idle */
-	bool flush;         /* try every deferred recipient now */
+	bool deleted; /* petrelctl delete: remove once idle */
+	bool flush;   /* try every deferred recipient now */
 	struct queue_msg *hash_next;
 };
 
@@ -113,7 +113,7 @@ struct queue_runner {
 /* queue_runner.c */
 /** The helper's entry (ptl_helper_add). */
 int queue_runner_start(struct ptl_instance *inst, void *arg,
-		       struct ptl_error *err);
+                       struct ptl_error *err);
 /** exit_worker: stop the runner if this process runs it. */
 void queue_runner_stop(struct ptl_instance *inst);
 /**
@@ -121,7 +121,7 @@ void queue_runner_stop(struct ptl_instance *inst);
  * goes to relay_engine_create() (unit tests pass NULL).
  */
 int queue_runner_open(struct ptl_instance *inst, struct queue_conf *conf,
-		      struct ptl_error *err);
+                      struct ptl_error *err);
 /** Stop the runner: abort the engine's jobs (recorded), free it all. */
 void queue_runner_close(void);
 /** The runner of this process, or NULL (for tests). */
@@ -139,9 +139,41 @@ void queue_dest_release(struct queue_runner *r, struct queue_dest *d);
 void queue_msg_forget(struct queue_runner *r, struct queue_msg *m);
 /** ptl_task_submit(), run in place when the pool refuses. */
 void queue_task(struct queue_runner *r, ptl_task_work_fn work,
-		ptl_task_done_fn done, void *arg);
+                ptl_task_done_fn done, void *arg);
 /** The report rule of recipient @p i of @p m. */
 struct queue_report_rule queue_rule(const struct queue_msg *m, size_t i);
+
+/* queue_table.c */
+bool queue_msg_insert(struct queue_runner *r, struct queue_msg *m);
+void queue_msg_unlink(struct queue_runner *r, struct queue_msg *m);
+void queue_msg_free(struct queue_msg *m);
+/** Take @p m out of the heap (no-op when not in it). */
+void queue_heap_remove(struct queue_runner *r, struct queue_msg *m);
+/** (Re)insert @p m due at @p due (wall ms) and rearm the timer. */
+void queue_heap_push(struct queue_runner *r, struct queue_msg *m, int64_t due);
+/** The destination @p key, created with slot @p limit when new. */
+struct queue_dest *queue_dest_get(struct queue_runner *r, const char *key,
+                                  unsigned limit);
+/** Put @p d in the round-robin ring when it has work and a free slot. */
+void queue_dest_ready(struct queue_runner *r, struct queue_dest *d);
+
+/* queue_runner.c (scheduling) */
+void queue_timer_arm(struct queue_runner *r);
+void queue_timer_fire(struct ptl_timer *t, void *arg);
+/** @p m is due: queue its due recipients at their destinations. */
+void queue_msg_activate(struct queue_runner *r, struct queue_msg *m,
+                        int64_t now);
+
+/* queue_scan.c */
+/** Full scan of msg/ (coalesced), and cleanup of crash leftovers. */
+void queue_scan_start(struct queue_runner *r);
+/** Run the scan timer after @p delay ms. */
+void queue_scan_soon(struct queue_runner *r, int64_t delay);
+void queue_scan_fire(struct ptl_timer *t, void *arg);
+/** Load the next batch of ids waiting to be read. */
+void queue_load_next(struct queue_runner *r);
+/** Watch msg/ and ctl/. @return 0 or -1 (errno). */
+int queue_inotify_start(struct queue_runner *r);
 
 /* queue_job.c */
 /** Run @p w (taken over): open the file, deliver, record. */

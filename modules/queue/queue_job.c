@@ -53,7 +53,7 @@ queue_job_open_work(void *arg)
 	char path[4096];
 
 	if (!queue_path(path, sizeof(path), job->r->spool.qdir, "msg",
-			job->w->m->env.id)) {
+	                job->w->m->env.id)) {
 		job->open_errno = ENAMETOOLONG;
 		return;
 	}
@@ -64,14 +64,14 @@ queue_job_open_work(void *arg)
 
 static void
 queue_job_fail_all(struct queue_job *job, enum relay_rcpt_status status,
-		   const char *what, const char *detail)
+                   const char *what, const char *detail)
 {
 	size_t i;
 
 	for (i = 0; i < job->w->n; i++) {
 		job->rr[i].status = status;
 		(void)snprintf(job->rr[i].reply, sizeof(job->rr[i].reply),
-			       "%s%s%s", what, detail[0] ? ": " : "", detail);
+		               "%s%s%s", what, detail[0] ? ": " : "", detail);
 	}
 }
 
@@ -89,8 +89,8 @@ queue_job_open_done(void *arg)
 
 	if (job->fd < 0) {
 		queue_job_fail_all(job, RELAY_RCPT_DEFERRED,
-				   "cannot open the queue file",
-				   strerror(job->open_errno));
+		                   "cannot open the queue file",
+		                   strerror(job->open_errno));
 		queue_job_results(job);
 		return;
 	}
@@ -112,18 +112,19 @@ queue_job_open_done(void *arg)
 	job->rj.nrcpts = job->w->n;
 	if (job->r->engine == NULL) {
 		queue_job_fail_all(job, RELAY_RCPT_DEFERRED,
-				   "no delivery engine", "");
+		                   "no delivery engine", "");
 		queue_job_results(job);
 		return;
 	}
-	ptl_log(PTL_LOG_DEBUG, "queue: %s: delivery to %s started (%zu "
-			       "recipient%s)",
-		m->env.id, job->w->dest->key, job->w->n,
-		job->w->n == 1 ? "" : "s");
+	ptl_log(PTL_LOG_DEBUG,
+	        "queue: %s: delivery to %s started (%zu "
+	        "recipient%s)",
+	        m->env.id, job->w->dest->key, job->w->n,
+	        job->w->n == 1 ? "" : "s");
 	if (relay_start(job->r->engine, &job->rj, queue_job_relay_done, job) !=
 	    PTL_OK) {
 		queue_job_fail_all(job, RELAY_RCPT_DEFERRED,
-				   "the delivery engine refused the job", "");
+		                   "the delivery engine refused the job", "");
 		queue_job_results(job);
 	}
 }
@@ -139,9 +140,10 @@ queue_job_start(struct queue_runner *r, struct queue_work *w)
 	if (job != NULL)
 		job->rr = calloc(w->n, sizeof(*job->rr));
 	if (job == NULL || job->rr == NULL) {
-		ptl_log(PTL_LOG_ERROR, "queue: %s: out of memory starting a "
-				       "delivery",
-			m->env.id);
+		ptl_log(PTL_LOG_ERROR,
+		        "queue: %s: out of memory starting a "
+		        "delivery",
+		        m->env.id);
 		free(job);
 		queue_dest_release(r, w->dest);
 		queue_work_free(w);
@@ -159,7 +161,7 @@ queue_job_start(struct queue_runner *r, struct queue_work *w)
 		/* What is left unset counts as a temporary failure. */
 		job->rr[i].status = RELAY_RCPT_DEFERRED;
 		(void)snprintf(job->rr[i].reply, sizeof(job->rr[i].reply),
-			       "no result");
+		               "no result");
 	}
 	queue_task(r, queue_job_open_work, queue_job_open_done, job);
 }
@@ -178,9 +180,9 @@ queue_job_record_work(void *arg)
 	if (job->remove)
 		job->rc = queue_msg_remove(sp, id, job->why, sizeof(job->why));
 	else if (job->record)
-		job->rc = queue_state_append(sp, id, job->rec.data,
-					     job->rec.len, UINT64_MAX,
-					     job->why, sizeof(job->why));
+		job->rc =
+		    queue_state_append(sp, id, job->rec.data, job->rec.len,
+		                       UINT64_MAX, job->why, sizeof(job->why));
 }
 
 static void
@@ -193,8 +195,8 @@ queue_job_record_done(void *arg)
 
 	if (job->rc != 0)
 		ptl_log(PTL_LOG_ERROR,
-			"queue: %s: cannot record delivery results: %s", m->env.id,
-			job->why);
+		        "queue: %s: cannot record delivery results: %s",
+		        m->env.id, job->why);
 	else if (job->remove)
 		ptl_log(PTL_LOG_INFO, "queue: %s: removed (done)", m->env.id);
 	queue_dest_release(r, w->dest);
@@ -227,23 +229,23 @@ queue_job_outcome(enum relay_rcpt_status s)
 
 static void
 queue_job_log(struct queue_job *job, size_t i, const struct relay_rcpt *rr,
-	      const struct queue_rcpt_state *st, bool expired)
+              const struct queue_rcpt_state *st, bool expired)
 {
 	char addr[QUEUE_ADDRESS_MAX + 1], reply[600], host[300];
 	const char *relay;
 
 	ptl_log_escape(addr, sizeof(addr), rr->address, strlen(rr->address));
 	ptl_log_escape(reply, sizeof(reply), rr->reply,
-		       strnlen(rr->reply, sizeof(rr->reply)));
+	               strnlen(rr->reply, sizeof(rr->reply)));
 	ptl_log_escape(host, sizeof(host), rr->remote_host,
-		       strnlen(rr->remote_host, sizeof(rr->remote_host)));
+	               strnlen(rr->remote_host, sizeof(rr->remote_host)));
 	relay = job->w->local ? "local" : host[0] ? host : "none";
 	ptl_log(st->status == QUEUE_RCPT_DEFERRED ? PTL_LOG_NOTICE
-						  : PTL_LOG_INFO,
-		"queue: %s: to=<%s> relay=%s attempts=%u status=%s%s (%s)",
-		job->w->m->env.id, addr, relay, st->attempts,
-		queue_status_name(st->status),
-		expired ? " (lifetime exceeded)" : "", reply);
+	                                          : PTL_LOG_INFO,
+	        "queue: %s: to=<%s> relay=%s attempts=%u status=%s%s (%s)",
+	        job->w->m->env.id, addr, relay, st->attempts,
+	        queue_status_name(st->status),
+	        expired ? " (lifetime exceeded)" : "", reply);
 }
 
 void
@@ -261,9 +263,10 @@ queue_job_results(struct queue_job *job)
 	news = calloc(w->n, sizeof(*news));
 	if (news == NULL) {
 		/* Not recorded: the attempt is repeated after a restart. */
-		ptl_log(PTL_LOG_ERROR, "queue: %s: out of memory recording "
-				       "results",
-			m->env.id);
+		ptl_log(PTL_LOG_ERROR,
+		        "queue: %s: out of memory recording "
+		        "results",
+		        m->env.id);
 		job->record = false;
 	}
 	for (i = 0; i < w->n; i++) {
@@ -274,10 +277,10 @@ queue_job_results(struct queue_job *job)
 		rr->reply[sizeof(rr->reply) - 1] = '\0';
 		rr->remote_host[sizeof(rr->remote_host) - 1] = '\0';
 		queue_sched_apply(&r->policy, &rule, m->received_ms, now,
-				  queue_job_outcome(rr->status), &rc->st,
-				  &expired);
+		                  queue_job_outcome(rr->status), &rc->st,
+		                  &expired);
 		if (queue_sched_warn_due(&r->policy, &rule, m->received_ms, now,
-					 &rc->st))
+		                         &rc->st))
 			rc->warn_due = true;
 		queue_job_log(job, i, rr, &rc->st, expired);
 		if (news == NULL)
@@ -285,16 +288,15 @@ queue_job_results(struct queue_job *job)
 		news[i] = rc->st;
 		if (expired) {
 			(void)snprintf(reason, sizeof(reason),
-				       "delivery time expired; last error: %s",
-				       rr->reply);
+			               "delivery time expired; last error: %s",
+			               rr->reply);
 			news[i].error = strndup(reason, QUEUE_ERROR_TEXT_MAX);
 		} else {
-			news[i].error = strndup(rr->reply,
-						QUEUE_ERROR_TEXT_MAX);
+			news[i].error =
+			    strndup(rr->reply, QUEUE_ERROR_TEXT_MAX);
 		}
-		news[i].host = rr->remote_host[0]
-				       ? strndup(rr->remote_host, 255)
-				       : NULL;
+		news[i].host =
+		    rr->remote_host[0] ? strndup(rr->remote_host, 255) : NULL;
 	}
 	for (i = 0; i < m->env.nrcpts; i++) {
 		bool mine = false;

@@ -49,16 +49,16 @@ local_rcpt_end(struct local_rcpt *lr)
 	if (lr->temp > 0) {
 		rr->status = RELAY_RCPT_DEFERRED;
 		(void)snprintf(rr->reply, sizeof(rr->reply),
-			       "451 4.3.0 local delivery failed: %s",
-			       lr->reason);
+		               "451 4.3.0 local delivery failed: %s",
+		               lr->reason);
 	} else if (lr->perm > 0) {
 		rr->status = RELAY_RCPT_FAILED;
 		(void)snprintf(rr->reply, sizeof(rr->reply), "550 %s",
-			       lr->reason);
+		               lr->reason);
 	} else {
 		rr->status = RELAY_RCPT_DELIVERED;
 		(void)snprintf(rr->reply, sizeof(rr->reply),
-			       "250 2.0.0 delivered to the mailbox");
+		               "250 2.0.0 delivered to the mailbox");
 	}
 	local_put(lr->job);
 }
@@ -68,7 +68,7 @@ local_reason(struct local_rcpt *lr, const char *text)
 {
 	if (lr->reason[0] == '\0')
 		ptl_log_escape(lr->reason, sizeof(lr->reason), text,
-			       strlen(text));
+		               strlen(text));
 }
 
 static void
@@ -100,7 +100,7 @@ local_prefix(struct queue_job *job, const char *user, size_t *len_out)
 	queue_dsn_clean(from, sizeof(from), job->w->m->env.from, true);
 	queue_dsn_clean(to, sizeof(to), user, true);
 	p = ptl_psprintf(job->pool, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-			 from, to);
+	                 from, to);
 	if (p != NULL)
 		*len_out = strlen(p);
 	return p;
@@ -176,15 +176,15 @@ queue_local_start(struct queue_job *job)
 	int rc;
 
 	job->pool = ptl_pool_create(0);
-	lrs = job->pool ? ptl_pcalloc(job->pool, job->w->n * sizeof(*lrs))
-			: NULL;
+	lrs =
+	    job->pool ? ptl_pcalloc(job->pool, job->w->n * sizeof(*lrs)) : NULL;
 	if (lrs == NULL || r->storage == NULL) {
 		for (i = 0; i < job->w->n; i++) {
 			job->rr[i].status = RELAY_RCPT_DEFERRED;
 			(void)snprintf(job->rr[i].reply,
-				       sizeof(job->rr[i].reply), "%s",
-				       lrs == NULL ? "out of memory"
-						   : "no storage service");
+			               sizeof(job->rr[i].reply), "%s",
+			               lrs == NULL ? "out of memory"
+			                           : "no storage service");
 		}
 		job->local_pending = 1;
 		local_put(job);
@@ -213,7 +213,7 @@ queue_local_start(struct queue_job *job)
 		am = r->auth->methods;
 		memset(&res, 0, sizeof(res));
 		rc = am->lookup(r->auth->instance, addr, job->pool, &res,
-				local_lookup_done, lr);
+		                local_lookup_done, lr);
 		if (rc == PTL_AGAIN)
 			continue;
 		if (rc == PTL_OK) {

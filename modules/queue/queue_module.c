@@ -23,7 +23,7 @@ queue_init_master(struct ptl_instance *inst, struct ptl_error *err)
 		return ptl_error_set(err, "out of memory");
 	/* Password files are read here, as root; workers inherit them. */
 	if (queue_conf_parse_routes(conf, pool, &conf->routes, &conf->nroutes,
-				    err) != PTL_OK)
+	                            err) != PTL_OK)
 		return PTL_ERROR;
 	return ptl_helper_add(inst, "queue", queue_runner_start, NULL, err);
 }
@@ -44,21 +44,21 @@ queue_exit_worker(struct ptl_instance *inst)
 }
 
 static const struct ptl_service_ref queue_provides[] = {
-	{PTL_QUEUE_SERVICE, PTL_QUEUE_VERSION},
-	{NULL, 0},
+    {PTL_QUEUE_SERVICE, PTL_QUEUE_VERSION},
+    {NULL, 0},
 };
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "queue",
-	.version = "1.0",
-	.description = "durable outbound queue, delivery runner, bounces",
-	.license = "MIT",
-	.provides = queue_provides,
-	.conf_keys = queue_conf_keys,
-	.conf_size = sizeof(struct queue_conf),
-	.check_config = queue_conf_check,
-	.init_master = queue_init_master,
-	.init_worker = queue_init_worker,
-	.exit_worker = queue_exit_worker,
+    PTL_MODULE_HEADER,
+    .name = "queue",
+    .version = "1.0",
+    .description = "durable outbound queue, delivery runner, bounces",
+    .license = "MIT",
+    .provides = queue_provides,
+    .conf_keys = queue_conf_keys,
+    .conf_size = sizeof(struct queue_conf),
+    .check_config = queue_conf_check,
+    .init_master = queue_init_master,
+    .init_worker = queue_init_worker,
+    .exit_worker = queue_exit_worker,
 };

@@ -149,9 +149,8 @@ qrec_next(const char *p, size_t avail, struct qrec *r, size_t *used_out)
 	while (i < avail && p[i] != ' ') {
 		char c = p[i];
 
-		if (i >= QREC_KEY_MAX ||
-		    !((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_'))
+		if (i >= QREC_KEY_MAX || !((c >= 'A' && c <= 'Z') ||
+		                           (c >= '0' && c <= '9') || c == '_'))
 			return QREC_BAD;
 		i++;
 	}
@@ -272,7 +271,7 @@ qrec_crc32(uint32_t crc, const void *p, size_t len)
 	crc = ~crc;
 	for (i = 0; i < len; i++)
 		crc = __atomic_load_n(&table[(crc ^ s[i]) & 0xff],
-				      __ATOMIC_RELAXED) ^
+		                      __ATOMIC_RELAXED) ^
 		      (crc >> 8);
 	return ~crc;
 }

@@ -32,7 +32,7 @@ struct qrec_buf {
 	size_t cap;   /* allocated */
 	size_t limit; /* never grows past this */
 	bool failed;  /* out of memory or over the limit: the content is
-			 incomplete and must not be written */
+	                 incomplete and must not be written */
 };
 
 /** Start an empty buffer that may grow to @p limit bytes. */
@@ -46,7 +46,7 @@ void qrec_buf_raw(struct qrec_buf *b, const void *p, size_t len);
 
 /** Append one record with a @p len byte value. */
 void qrec_put(struct qrec_buf *b, const char *key, const void *value,
-	      size_t len);
+              size_t len);
 /** Append a record whose value is the string @p s (nothing when NULL). */
 void qrec_put_str(struct qrec_buf *b, const char *key, const char *s);
 /** Append a record whose value is @p v in decimal. */
@@ -71,7 +71,7 @@ enum qrec_result {
 
 /** Parse the record at the start of @p p (@p avail bytes). */
 enum qrec_result qrec_next(const char *p, size_t avail, struct qrec *r,
-			   size_t *used_out);
+                           size_t *used_out);
 
 /** Whether @p r has key @p key. */
 bool qrec_is(const struct qrec *r, const char *key);

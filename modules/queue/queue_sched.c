@@ -14,8 +14,7 @@ queue_backoff_ms(const struct queue_policy *p, uint32_t attempts)
 		return 0;
 	/* Doubling stops at the ceiling, so this never overflows. */
 	for (i = 1; i < attempts && delay < p->backoff_max; i++)
-		delay = delay > p->backoff_max / 2 ? p->backoff_max
-						   : delay * 2;
+		delay = delay > p->backoff_max / 2 ? p->backoff_max : delay * 2;
 	return delay < p->backoff_max ? delay : p->backoff_max;
 }
 
@@ -35,8 +34,8 @@ queue_sched_report_success(const struct queue_report_rule *rule)
 
 bool
 queue_sched_warn_due(const struct queue_policy *p,
-		     const struct queue_report_rule *rule, int64_t received_ms,
-		     int64_t now_ms, const struct queue_rcpt_state *st)
+                     const struct queue_report_rule *rule, int64_t received_ms,
+                     int64_t now_ms, const struct queue_rcpt_state *st)
 {
 	if (p->delay_warning <= 0 || rule->null_sender ||
 	    st->status != QUEUE_RCPT_DEFERRED ||
@@ -49,9 +48,9 @@ queue_sched_warn_due(const struct queue_policy *p,
 
 void
 queue_sched_apply(const struct queue_policy *p,
-		  const struct queue_report_rule *rule, int64_t received_ms,
-		  int64_t now_ms, enum queue_outcome outcome,
-		  struct queue_rcpt_state *st, bool *expired_out)
+                  const struct queue_report_rule *rule, int64_t received_ms,
+                  int64_t now_ms, enum queue_outcome outcome,
+                  struct queue_rcpt_state *st, bool *expired_out)
 {
 	int64_t deadline = received_ms + p->lifetime, next;
 
@@ -88,7 +87,7 @@ bool
 queue_sched_done(const struct queue_rcpt_state *st)
 {
 	return (st->status == QUEUE_RCPT_DELIVERED ||
-		st->status == QUEUE_RCPT_FAILED) &&
+	        st->status == QUEUE_RCPT_FAILED) &&
 	       (st->flags & QUEUE_RCPT_REPORTED);
 }
 

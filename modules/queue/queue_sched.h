@@ -43,10 +43,10 @@ int64_t queue_backoff_ms(const struct queue_policy *p, uint32_t attempts);
  * made right at the deadline. REPORTED is set when no DSN is due.
  */
 void queue_sched_apply(const struct queue_policy *p,
-		       const struct queue_report_rule *rule,
-		       int64_t received_ms, int64_t now_ms,
-		       enum queue_outcome outcome, struct queue_rcpt_state *st,
-		       bool *expired_out);
+                       const struct queue_report_rule *rule,
+                       int64_t received_ms, int64_t now_ms,
+                       enum queue_outcome outcome, struct queue_rcpt_state *st,
+                       bool *expired_out);
 
 /** Whether a failure report is due (RFC 3461 4.1: NOTIFY). */
 bool queue_sched_report_failure(const struct queue_report_rule *rule);
@@ -57,9 +57,9 @@ bool queue_sched_report_success(const struct queue_report_rule *rule);
  * on, old enough, not warned yet, NOTIFY unset or with DELAY.
  */
 bool queue_sched_warn_due(const struct queue_policy *p,
-			  const struct queue_report_rule *rule,
-			  int64_t received_ms, int64_t now_ms,
-			  const struct queue_rcpt_state *st);
+                          const struct queue_report_rule *rule,
+                          int64_t received_ms, int64_t now_ms,
+                          const struct queue_rcpt_state *st);
 
 /** Whether the recipient needs nothing more (final and reported). */
 bool queue_sched_done(const struct queue_rcpt_state *st);

@@ -64,14 +64,13 @@ queue_enq_work(void *arg)
 	struct queue_writer w;
 
 	e->rc = -1;
-	if (queue_writer_open(&w, &e->svc->spool, e->why, sizeof(e->why)) !=
-	    0)
+	if (queue_writer_open(&w, &e->svc->spool, e->why, sizeof(e->why)) != 0)
 		return;
 	if ((e->prefix_len > 0 &&
 	     queue_writer_write(&w, e->prefix, e->prefix_len, e->why,
-				sizeof(e->why)) != 0) ||
+	                        sizeof(e->why)) != 0) ||
 	    queue_writer_copy(&w, e->fd, e->size, e->why, sizeof(e->why)) !=
-		    0) {
+	        0) {
 		queue_writer_abort(&w);
 		return;
 	}
@@ -93,20 +92,20 @@ queue_enq_done(void *arg)
 		e->next->prevp = e->prevp;
 	if (e->rc == 0) {
 		ptl_log_escape(from, sizeof(from), e->env.from,
-			       strlen(e->env.from));
+		               strlen(e->env.from));
 		ptl_log(PTL_LOG_INFO,
-			"queue: %s: queued from=<%s> nrcpt=%zu size=%llu%s",
-			e->id, from, e->env.nrcpts,
-			(unsigned long long)(e->size + e->prefix_len),
-			e->cancelled ? " (client gone)" : "");
+		        "queue: %s: queued from=<%s> nrcpt=%zu size=%llu%s",
+		        e->id, from, e->env.nrcpts,
+		        (unsigned long long)(e->size + e->prefix_len),
+		        e->cancelled ? " (client gone)" : "");
 	} else {
 		ptl_log(PTL_LOG_ERROR, "queue: cannot queue a message: %s",
-			e->why);
+		        e->why);
 	}
 	if (!e->cancelled)
 		e->done(e->rc == 0 ? PTL_QUEUE_OK : PTL_QUEUE_TEMPFAIL,
-			e->rc == 0 ? e->id : NULL,
-			e->rc == 0 ? NULL : "queue write failed", e->arg);
+		        e->rc == 0 ? e->id : NULL,
+		        e->rc == 0 ? NULL : "queue write failed", e->arg);
 	(void)close(e->fd);
 	ptl_pool_destroy(e->pool);
 	free(e);
@@ -128,7 +127,7 @@ queue_addr_ok(const char *a, bool may_be_empty)
 
 static int
 queue_enqueue(void *instance, const struct ptl_queue_message *m,
-	      ptl_queue_done_fn done, void *arg)
+              ptl_queue_done_fn done, void *arg)
 {
 	struct queue_service *svc = instance;
 	struct queue_env_rcpt *rcpts;
@@ -164,20 +163,18 @@ queue_enqueue(void *instance, const struct ptl_queue_message *m,
 	e->size = m->size;
 	e->prefix_len = m->prefix_len;
 	if (m->prefix_len > 0 &&
-	    (e->prefix = ptl_pstrndup(pool, m->prefix, m->prefix_len)) ==
-		    NULL)
+	    (e->prefix = ptl_pstrndup(pool, m->prefix, m->prefix_len)) == NULL)
 		goto oom;
 	e->env.from = ptl_pstrdup(pool, m->mail_from);
 	if (e->env.from == NULL)
 		goto oom;
-#define QUEUE_COPY(dst, src)                                                 \
-	do {                                                                 \
-		if ((src) != NULL &&                                         \
-		    ((dst) = ptl_pstrndup(pool, (src),                       \
-					  strnlen((src), QUEUE_ADDRESS_MAX +  \
-								 16))) ==     \
-			    NULL)                                            \
-			goto oom;                                            \
+#define QUEUE_COPY(dst, src)                                                   \
+	do {                                                                   \
+		if ((src) != NULL &&                                           \
+		    ((dst) = ptl_pstrndup(                                     \
+		         pool, (src),                                          \
+		         strnlen((src), QUEUE_ADDRESS_MAX + 16))) == NULL)     \
+			goto oom;                                              \
 	} while (0)
 	QUEUE_COPY(e->env.envid, m->envid);
 	QUEUE_COPY(e->env.auth_user, m->auth_user);
@@ -230,14 +227,14 @@ queue_cancel(void *instance, void *arg)
 }
 
 static const struct ptl_queue_methods queue_methods = {
-	.version = PTL_QUEUE_VERSION,
-	.enqueue = queue_enqueue,
-	.cancel = queue_cancel,
+    .version = PTL_QUEUE_VERSION,
+    .enqueue = queue_enqueue,
+    .cancel = queue_cancel,
 };
 
 int
 queue_service_start(struct ptl_instance *inst, struct queue_conf *conf,
-		    struct ptl_error *err)
+                    struct ptl_error *err)
 {
 	struct queue_service *svc;
 	char why[QUEUE_WHY_MAX];
@@ -254,7 +251,7 @@ queue_service_start(struct ptl_instance *inst, struct queue_conf *conf,
 	svc->magic = QUEUE_SVC_MAGIC;
 	svc->refs = 1;
 	if (ptl_service_register(inst, PTL_QUEUE_SERVICE, PTL_QUEUE_VERSION,
-				 &queue_methods, svc, err) != PTL_OK) {
+	                         &queue_methods, svc, err) != PTL_OK) {
 		queue_service_put(svc);
 		return PTL_ERROR;
 	}

@@ -40,14 +40,14 @@
  * log has every recipient pending.
  */
 
-#define QUEUE_ID_SIZE 33 /* 1..32 characters and the NUL */
-#define QUEUE_TRAILER_LEN 41
-#define QUEUE_ENVELOPE_MAX ((size_t)4 * 1024 * 1024)
-#define QUEUE_STATE_MAX ((size_t)16 * 1024 * 1024)
-#define QUEUE_RCPTS_MAX 10000
-#define QUEUE_ADDRESS_MAX 1024
+#define QUEUE_ID_SIZE        33 /* 1..32 characters and the NUL */
+#define QUEUE_TRAILER_LEN    41
+#define QUEUE_ENVELOPE_MAX   ((size_t)4 * 1024 * 1024)
+#define QUEUE_STATE_MAX      ((size_t)16 * 1024 * 1024)
+#define QUEUE_RCPTS_MAX      10000
+#define QUEUE_ADDRESS_MAX    1024
 #define QUEUE_ERROR_TEXT_MAX 512
-#define QUEUE_WHY_MAX 256
+#define QUEUE_WHY_MAX        256
 
 /** Recipient states (the words in state records are in queue_spool.c). */
 enum queue_rcpt_status {
@@ -58,9 +58,10 @@ enum queue_rcpt_status {
 };
 
 /** Recipient flags. */
-#define QUEUE_RCPT_REPORTED 0x1u /* the DSN for the final state went out,
-				    or none is due */
-#define QUEUE_RCPT_WARNED 0x2u   /* a delay DSN went out */
+#define QUEUE_RCPT_REPORTED                                                    \
+	0x1u                   /* the DSN for the final state went out,        \
+	                          or none is due */
+#define QUEUE_RCPT_WARNED 0x2u /* a delay DSN went out */
 
 /** One recipient of an envelope. */
 struct queue_env_rcpt {
@@ -79,7 +80,7 @@ struct queue_env {
 	int ret;  /* enum ptl_dsn_ret */
 	int body; /* enum ptl_body_type */
 	bool smtputf8;
-	bool is_dsn; /* a report made by the runner */
+	bool is_dsn;      /* a report made by the runner */
 	int64_t received; /* wall-clock seconds */
 	uint64_t body_size;
 	size_t nrcpts;
@@ -112,7 +113,7 @@ void queue_copy_id(char dst[QUEUE_ID_SIZE], const char *src);
 bool queue_id_valid(const char *id);
 /** "QDIR/SUB/NAME" into @p out; false when it does not fit. */
 bool queue_path(char *out, size_t size, const char *qdir, const char *sub,
-		const char *name);
+                const char *name);
 /**
  * Create QDIR and its subdirectories (mode 0700) when missing.
  * @return 0 or -1 with @p why filled.
@@ -128,14 +129,14 @@ void queue_env_encode(const struct queue_env *env, struct qrec_buf *b);
  * envelope, or here on failure) into @p env.
  * @return 0, or -1 with @p why filled.
  */
-int queue_env_decode(char *data, size_t len, struct queue_env *env,
-		     char *why, size_t why_size);
+int queue_env_decode(char *data, size_t len, struct queue_env *env, char *why,
+                     size_t why_size);
 /** Format the trailer (QUEUE_TRAILER_LEN bytes, no NUL) into @p out. */
 void queue_trailer_format(char out[QUEUE_TRAILER_LEN + 1], uint64_t body,
-			  uint32_t env_len, uint32_t crc);
+                          uint32_t env_len, uint32_t crc);
 /** Parse a trailer. @return 0 or -1. */
 int queue_trailer_parse(const char *p, uint64_t *body_out,
-			uint32_t *env_len_out, uint32_t *crc_out);
+                        uint32_t *env_len_out, uint32_t *crc_out);
 
 /** Outcomes of reading a spool file. */
 enum queue_read_status {
@@ -150,19 +151,18 @@ enum queue_read_status {
  * trailer, sizes and CRC, decode.
  */
 enum queue_read_status queue_msg_read(const char *qdir, const char *id,
-				      struct queue_env *env, char *why,
-				      size_t why_size);
+                                      struct queue_env *env, char *why,
+                                      size_t why_size);
 /** Same from an open file. */
 enum queue_read_status queue_msg_read_fd(int fd, const char *id,
-					 struct queue_env *env, char *why,
-					 size_t why_size);
+                                         struct queue_env *env, char *why,
+                                         size_t why_size);
 
 /* ---- the state log ---- */
 
 /** Encode one "U" record: @p n recipients @p idx with states @p st. */
-void queue_state_encode(struct qrec_buf *b, int64_t now_ms,
-			const uint32_t *idx, const struct queue_rcpt_state *st,
-			size_t n);
+void queue_state_encode(struct qrec_buf *b, int64_t now_ms, const uint32_t *idx,
+                        const struct queue_rcpt_state *st, size_t n);
 /**
  * Apply the state log bytes @p data to @p st (@p nrcpts entries, the
  * caller initialized them as pending). Texts are copied only when
@@ -170,18 +170,18 @@ void queue_state_encode(struct qrec_buf *b, int64_t now_ms,
  * @return the number of records applied.
  */
 size_t queue_state_apply(const char *data, size_t len,
-			 struct queue_rcpt_state *st, size_t nrcpts,
-			 bool texts, size_t *valid_out);
+                         struct queue_rcpt_state *st, size_t nrcpts, bool texts,
+                         size_t *valid_out);
 /**
  * Read state/ID and apply it. *@p valid_out and *@p size_out tell
  * whether a torn tail is there (valid < size). A missing log is fine.
  * @return QUEUE_READ_OK, or QUEUE_READ_ERROR (why filled).
  */
 enum queue_read_status queue_state_load(const char *qdir, const char *id,
-					struct queue_rcpt_state *st,
-					size_t nrcpts, bool texts,
-					uint64_t *valid_out, uint64_t *size_out,
-					char *why, size_t why_size);
+                                        struct queue_rcpt_state *st,
+                                        size_t nrcpts, bool texts,
+                                        uint64_t *valid_out, uint64_t *size_out,
+                                        char *why, size_t why_size);
 /** Free the texts of @p n states. */
 void queue_state_free_texts(struct queue_rcpt_state *st, size_t n);
 /** Name of a status ("pending", ...). */
@@ -218,7 +218,7 @@ struct queue_spool {
 
 /** Open the spool at @p qdir (which must exist). @return 0 or -1. */
 int queue_spool_open(struct queue_spool *sp, const char *qdir, char *why,
-		     size_t why_size);
+                     size_t why_size);
 void queue_spool_close(struct queue_spool *sp);
 
 /** A message being written. */
@@ -230,14 +230,14 @@ struct queue_writer {
 };
 
 /** Create tmp/ID for a new id. @return 0 or -1 (why). */
-int queue_writer_open(struct queue_writer *w, struct queue_spool *sp,
-		      char *why, size_t why_size);
+int queue_writer_open(struct queue_writer *w, struct queue_spool *sp, char *why,
+                      size_t why_size);
 /** Append body bytes. @return 0 or -1. */
 int queue_writer_write(struct queue_writer *w, const void *p, size_t len,
-		       char *why, size_t why_size);
+                       char *why, size_t why_size);
 /** Append @p size bytes of @p fd from offset 0 (pread, 64 KiB chunks). */
-int queue_writer_copy(struct queue_writer *w, int fd, uint64_t size,
-		      char *why, size_t why_size);
+int queue_writer_copy(struct queue_writer *w, int fd, uint64_t size, char *why,
+                      size_t why_size);
 /**
  * Write the envelope (its id and body_size are set from @p w) and the
  * trailer, fsync, rename into msg/ without replacing anything, fsync
@@ -245,7 +245,7 @@ int queue_writer_copy(struct queue_writer *w, int fd, uint64_t size,
  * @return 0 (durable) or -1.
  */
 int queue_writer_commit(struct queue_writer *w, struct queue_env *env,
-			char *why, size_t why_size);
+                        char *why, size_t why_size);
 /** Remove the temporary file (after a failure before commit). */
 void queue_writer_abort(struct queue_writer *w);
 
@@ -254,24 +254,24 @@ void queue_writer_abort(struct queue_writer *w);
  * log to @p truncate_to first when it is not UINT64_MAX. A new log is
  * made durable in state/ too. @return 0 or -1.
  */
-int queue_state_append(struct queue_spool *sp, const char *id,
-		       const void *data, size_t len, uint64_t truncate_to,
-		       char *why, size_t why_size);
+int queue_state_append(struct queue_spool *sp, const char *id, const void *data,
+                       size_t len, uint64_t truncate_to, char *why,
+                       size_t why_size);
 /** Cut state/ID to @p len bytes (a torn tail), durably. @return 0/-1. */
 int queue_state_truncate(const char *qdir, const char *id, uint64_t len,
-			 char *why, size_t why_size);
+                         char *why, size_t why_size);
 /**
  * Remove a finished message: msg/ID first (that is the commit), then
  * its state log, then fsync msg/. @return 0 or -1.
  */
 int queue_msg_remove(struct queue_spool *sp, const char *id, char *why,
-		     size_t why_size);
+                     size_t why_size);
 /**
  * Move msg/ID and state/ID aside into corrupt/.
  * @return 0 or -1.
  */
 int queue_quarantine(const char *qdir, const char *id, char *why,
-		     size_t why_size);
+                     size_t why_size);
 
 /* ---- petrelctl requests (ctl/) ---- */
 
@@ -289,13 +289,27 @@ const char *queue_request_name(int req);
  * then rename). @p name_out receives NAME. @return 0 or -1.
  */
 int queue_request_write(const char *qdir, int req, const char *id,
-			char *name_out, size_t name_size, char *why,
-			size_t why_size);
+                        char *name_out, size_t name_size, char *why,
+                        size_t why_size);
 /**
  * Parse request bytes. *@p id_out is "" for every message.
  * @return 0 or -1.
  */
 int queue_request_parse(const char *data, size_t len, int *req_out,
-			char id_out[QUEUE_ID_SIZE]);
+                        char id_out[QUEUE_ID_SIZE]);
+
+/* ---- shared by the spool files (queue_spool.c, _state.c, _write.c) ---- */
+
+/** Fill @p why (if not NULL) and return -1. */
+int queue_why(char *why, size_t why_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Index of the record's value in @p words (@p n, NULLs skipped), or -1. */
+int queue_word(const struct qrec *r, const char *const *words, int n);
+/** Lower-case hex digits, exactly @p n of them. */
+bool queue_hex(const char *p, size_t n, uint64_t *out);
+/** pread() all @p len bytes (ENODATA at a premature end). @return 0/-1. */
+int queue_pread_all(int fd, void *buf, size_t len, uint64_t off);
+/** Status from its word, or -1. */
+int queue_status_parse(const char *word, size_t len);
 
 #endif

@@ -154,8 +154,9 @@ int spf_macro_expand(const char *s, size_t len, bool exp,
 void spf_domain_truncate(char *name);
 
 /*
- * Whether @name can be asked in DNS: 1 to 253 characters, labels of 1
- * to 63, printable ASCII without spaces. @initial: the stricter rule
+ * Whether @name can be a query name: 1 to 253 characters, labels of 1
+ * to 63, printable ASCII (the resolver refuses more: such a name then
+ * just does not exist for SPF). @initial: the stricter rule
  * for the domain check_host() starts from (section 4.3): at least two
  * labels of letters, digits, '-' and '_' only.
  */
@@ -218,5 +219,29 @@ const struct spf_outcome *spf_eval_outcome(const struct spf_eval *ev);
 
 /* Cancel what is pending (done is then never called) and free. NULL ok. */
 void spf_eval_free(struct spf_eval *ev);
+
+/* ---- fields (spf_header.c) ------------------------------------------- */
+
+/*
+ * The Received-SPF field body (RFC 7208 section 9.1) for @out, checked
+ * for client @ip with HELO @helo by @receiver, into @buf. Values that
+ * came from the client are quoted or left out so that they cannot break
+ * the field; the result fits in 900 bytes.
+ */
+void spf_received_field(const struct spf_outcome *out, const char *ip,
+                        const char *helo, const char *receiver, char *buf,
+                        size_t size);
+
+/*
+ * The result for the filter trace and Authentication-Results (RFC 8601
+ * section 2.7.2): "spf=pass smtp.mailfrom=a@example.org", or for the
+ * HELO identity and the null path "spf=none smtp.helo=host.example".
+ * A value that is no safe token is left out.
+ */
+void spf_trace_result(const struct spf_outcome *out, bool null_path,
+                      const char *helo, char *buf, size_t size);
+
+/* Whether @s is a dot-atom (RFC 5322), with one '@' when @address. */
+bool spf_dot_atom(const char *s, bool address);
 
 #endif

@@ -136,6 +136,9 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    # A burst of connections (a restarted runner) must not overflow the
+    # accept queue: the client would wait for a greeting that never comes.
+    request_queue_size = 256
 
 
 class SmtpSink:
@@ -224,6 +227,7 @@ class QueueServer:
         section = {"backoff_min": "1s", "backoff_max": "2s",
                    "scan_interval": "2s",
                    "relay": {"connect_timeout": "2s",
+                             "greeting_timeout": "10s",
                              "command_timeout": "10s",
                              "tls": "none"}}
         if routes is None and sink_port is not None:

@@ -310,5 +310,37 @@ class DkimFilter(harness.PetrelTestCase):
         srv.wait_messages("bob@example.test", 1)
 
 
+
+class DkimConfig(harness.PetrelTestCase):
+    """`petrel -t` refuses bad dkim sections with the key's path."""
+
+    def check(self, section):
+        p = self.petrel()
+        return p.check(p.config(modules={"dkim": section}))
+
+    def test_bad_values(self):
+        cases = [
+            ({"sign": [{"domain": "example.org", "selector": "s",
+                        "key": "/k.pem", "canonicalization": "relaxed/"}]},
+             "modules.dkim.sign[0].canonicalization"),
+            ({"sign": [{"domain": "exa mple.org", "selector": "s",
+                        "key": "/k.pem"}]},
+             "modules.dkim.sign[0].domain"),
+            ({"sign": [{"domain": "example.org", "selector": "s;x",
+                        "key": "/k.pem"}]},
+             "modules.dkim.sign[0].selector"),
+            ({"verify_roles": ["mx", "smtp"]},
+             "modules.dkim.verify_roles[1]"),
+            ({"sign_headers": ["from", "bad name"]},
+             "modules.dkim.sign_headers[1]"),
+            ({"min_rsa_bits": 512}, "modules.dkim.min_rsa_bits"),
+            ({"sign_hook": "queue"}, "modules.dkim.sign_hook"),
+        ]
+        for section, path in cases:
+            with self.subTest(path=path):
+                self.assertCheckFails(self.check(section), path)
+        self.assertCheckOk(self.check({}))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -295,6 +295,20 @@ class DnsblTest(harness.PetrelTestCase):
         srv.p.wait_log("filter filter_dnsbl at connect: no verdict within "
                        "300 ms")
 
+    def test_lookups_cancelled_when_session_ends(self):
+        self.dns.stop()
+        srv = policy_server(self, ["filter_dnsbl"], {
+            "resolver": {"servers": [self.silent_server()],
+                         "timeout": "10s", "tries": 1},
+            "filter_dnsbl": {"reject_at": "rcpt", "zones": [
+                {"zone": "bl.test"}, {"zone": "bl2.test"}]}},
+            server={"log": {"level": "debug"}})
+        c = SourceClient(srv.mx, "127.0.0.2")
+        self.assertEqual(c.greeting.code, 220)
+        c.quit()
+        log = srv.p.wait_log("resolver: A 2.0.0.127.bl2.test: cancelled")
+        self.assertIn("resolver: A 2.0.0.127.bl.test: cancelled", log)
+
     # -- config
 
     def test_config_errors(self):

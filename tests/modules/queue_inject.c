@@ -25,21 +25,21 @@
 #include <petrel/queue.h>
 
 #define INJECT_RCPTS_MAX 1000
-#define INJECT_LINE_MAX 65536
+#define INJECT_LINE_MAX  65536
 
 struct inject_conf {
 	struct ptl_conf_address listen;
 };
 
 static const struct ptl_conf_key inject_keys[] = {
-	{
-		.name = "listen",
-		.type = PTL_CONF_ADDRESS,
-		.flags = PTL_CONF_REQUIRED,
-		.offset = offsetof(struct inject_conf, listen),
-		.doc = "where to listen",
-	},
-	{NULL},
+    {
+        .name = "listen",
+        .type = PTL_CONF_ADDRESS,
+        .flags = PTL_CONF_REQUIRED,
+        .offset = offsetof(struct inject_conf, listen),
+        .doc = "where to listen",
+    },
+    {NULL},
 };
 
 struct inject_session {
@@ -73,7 +73,7 @@ inject_reset(struct inject_session *s)
 
 static void
 inject_done(enum ptl_queue_status status, const char *queue_id,
-	    const char *reason, void *arg)
+            const char *reason, void *arg)
 {
 	struct inject_session *s = arg;
 	char text[256];
@@ -84,7 +84,7 @@ inject_done(enum ptl_queue_status status, const char *queue_id,
 		(void)snprintf(text, sizeof(text), "+OK %s\r\n", queue_id);
 	else
 		(void)snprintf(text, sizeof(text), "-ERR %s\r\n",
-			       reason ? reason : "failed");
+		               reason ? reason : "failed");
 	inject_say(s, text);
 	if (s->conn != NULL) {
 		ptl_conn_resume(s->conn);
@@ -126,8 +126,8 @@ inject_parse(struct inject_session *s)
 	while ((opt = strtok_r(NULL, " ", &save)) != NULL) {
 		if (strncmp(opt, "RET=", 4) == 0)
 			s->msg.ret = strcmp(opt + 4, "FULL") == 0
-					     ? PTL_DSN_RET_FULL
-					     : PTL_DSN_RET_HDRS;
+			                 ? PTL_DSN_RET_FULL
+			                 : PTL_DSN_RET_HDRS;
 		else if (strncmp(opt, "ENVID=", 6) == 0)
 			s->msg.envid = opt + 6;
 		else if (strncmp(opt, "NOTIFY=", 7) == 0)
@@ -141,8 +141,8 @@ inject_parse(struct inject_session *s)
 		else
 			return -1;
 	}
-	for (r = strtok_r(rcpts, ",", &save2); r != NULL && n < INJECT_RCPTS_MAX;
-	     r = strtok_r(NULL, ",", &save2))
+	for (r = strtok_r(rcpts, ",", &save2);
+	     r != NULL && n < INJECT_RCPTS_MAX; r = strtok_r(NULL, ",", &save2))
 		s->rcpts[n++].address = r;
 	for (i = 0; i < n; i++) {
 		s->rcpts[i].notify = notify;
@@ -193,9 +193,11 @@ inject_read(struct inject_session *s)
 			len = ptl_conn_peek(s->conn, &data);
 			if (len == 0 && s->got < s->want)
 				return;
-			take = s->want - s->got < len ? (size_t)(s->want - s->got)
-						      : len;
-			if (take > 0 && write(s->fd, data, take) != (ssize_t)take) {
+			take = s->want - s->got < len
+			           ? (size_t)(s->want - s->got)
+			           : len;
+			if (take > 0 &&
+			    write(s->fd, data, take) != (ssize_t)take) {
 				inject_reset(s);
 				inject_say(s, "-ERR write\r\n");
 				continue;
@@ -208,7 +210,8 @@ inject_read(struct inject_session *s)
 		}
 		if (ptl_conn_read_line(s->conn, &data, &len) != PTL_OK)
 			return;
-		while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		while (len > 0 &&
+		       (data[len - 1] == '\n' || data[len - 1] == '\r'))
 			len--;
 		if (len >= sizeof(s->line))
 			len = sizeof(s->line) - 1;
@@ -253,11 +256,10 @@ inject_handler(struct ptl_conn *c, enum ptl_conn_event ev, void *arg)
 			/* The queue must not call back into a freed session;
 			 * the message may still be queued. */
 			svc = ptl_service_find(PTL_QUEUE_SERVICE,
-					       PTL_QUEUE_VERSION);
+			                       PTL_QUEUE_VERSION);
 			if (svc != NULL)
-				((const struct ptl_queue_methods *)
-					 svc->methods)
-					->cancel(svc->instance, s);
+				((const struct ptl_queue_methods *)svc->methods)
+				    ->cancel(svc->instance, s);
 		}
 		inject_reset(s);
 		free(s);
@@ -295,12 +297,12 @@ inject_init_master(struct ptl_instance *inst, struct ptl_error *err)
 }
 
 PTL_MODULE_EXPORT const struct ptl_module petrel_module = {
-	PTL_MODULE_HEADER,
-	.name = "queue_inject",
-	.version = "1.0",
-	.description = "test: enqueue messages from a line protocol",
-	.license = "MIT",
-	.conf_keys = inject_keys,
-	.conf_size = sizeof(struct inject_conf),
-	.init_master = inject_init_master,
+    PTL_MODULE_HEADER,
+    .name = "queue_inject",
+    .version = "1.0",
+    .description = "test: enqueue messages from a line protocol",
+    .license = "MIT",
+    .conf_keys = inject_keys,
+    .conf_size = sizeof(struct inject_conf),
+    .init_master = inject_init_master,
 };

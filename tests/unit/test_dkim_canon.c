@@ -133,6 +133,18 @@ test_trailing_lines_and_missing_crlf(void **state)
 	check_body(DKIM_CANON_SIMPLE, "a\r\n\r\nend", "a\r\n\r\nend\r\n");
 }
 
+/* Single spaces stay inside fast runs; everything else is reduced. */
+static void
+test_relaxed_spans(void **state)
+{
+	check_body(DKIM_CANON_RELAXED, "a b\tc  d \r\n e f\t\r\ng h",
+	           "a b c d\r\n e f\r\ng h\r\n");
+	check_body(DKIM_CANON_RELAXED, "\x80 \xff\x01 \x7f",
+	           "\x80 \xff\x01 \x7f\r\n");
+	check_body(DKIM_CANON_RELAXED, " x \r\n", " x\r\n");
+	check_body(DKIM_CANON_SIMPLE, "a b\tc  d \r\n", "a b\tc  d \r\n");
+}
+
 static void
 test_lone_cr_and_lf(void **state)
 {
@@ -324,6 +336,7 @@ main(void)
 	    cmocka_unit_test(test_rfc6376_example_body),
 	    cmocka_unit_test(test_empty_bodies),
 	    cmocka_unit_test(test_trailing_lines_and_missing_crlf),
+	    cmocka_unit_test(test_relaxed_spans),
 	    cmocka_unit_test(test_lone_cr_and_lf),
 	    cmocka_unit_test(test_body_length_limit),
 	    cmocka_unit_test(test_big_body_streams),

@@ -33,12 +33,11 @@ out_write(void *ctx, const void *p, size_t len)
 	return 0;
 }
 
-static const char original[] =
-	"Received: from client\r\n"
-	"Subject: the original\r\n"
-	"\r\n"
-	"Body line 1\r\n"
-	"Body line 2\r\n";
+static const char original[] = "Received: from client\r\n"
+                               "Subject: the original\r\n"
+                               "\r\n"
+                               "Body line 1\r\n"
+                               "Body line 2\r\n";
 
 static int
 original_fd(void)
@@ -47,7 +46,7 @@ original_fd(void)
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, original, sizeof(original) - 1),
-			 (ssize_t)sizeof(original) - 1);
+	                 (ssize_t)sizeof(original) - 1);
 	return fd;
 }
 
@@ -62,7 +61,7 @@ split_parts(const char *text, const char *boundary, char **parts, size_t max)
 
 	(void)snprintf(delim, sizeof(delim), "\r\n--%s\r\n", boundary);
 	(void)snprintf(close_delim, sizeof(close_delim), "\r\n--%s--\r\n",
-		       boundary);
+	               boundary);
 	end = strstr(text, close_delim);
 	assert_non_null(end);
 	assert_string_equal(end + strlen(close_delim), "");
@@ -101,7 +100,7 @@ assert_crlf_only(const char *text, size_t len)
 
 static void
 compose(struct queue_dsn *d, struct queue_dsn_rcpt *r, size_t n, bool full,
-	struct out *o)
+        struct out *o)
 {
 	char why[256];
 	int fd = original_fd();
@@ -121,8 +120,8 @@ compose(struct queue_dsn *d, struct queue_dsn_rcpt *r, size_t n, bool full,
 	d->rcpts = r;
 	memset(o, 0, sizeof(*o));
 	assert_int_equal(queue_dsn_compose(d, fd, sizeof(original) - 1,
-					   out_write, o, why, sizeof(why)),
-			 0);
+	                                   out_write, o, why, sizeof(why)),
+	                 0);
 	close(fd);
 	assert_crlf_only(o->data, o->len);
 }
@@ -131,16 +130,16 @@ static void
 test_failed_report(void **state)
 {
 	struct queue_dsn_rcpt r[2] = {
-		{.address = "bob@remote.test",
-		 .orcpt = "rfc822;Bob@Remote.test",
-		 .action = QUEUE_DSN_FAILED,
-		 .diagnostic = "550 5.1.1 <bob@remote.test>: no such user",
-		 .remote_mta = "mx.remote.test",
-		 .last_attempt = 1700003500},
-		{.address = "carol@remote.test",
-		 .action = QUEUE_DSN_FAILED,
-		 .diagnostic = "delivery time expired; last error: 451 4.3.0 "
-			       "busy"},
+	    {.address = "bob@remote.test",
+	     .orcpt = "rfc822;Bob@Remote.test",
+	     .action = QUEUE_DSN_FAILED,
+	     .diagnostic = "550 5.1.1 <bob@remote.test>: no such user",
+	     .remote_mta = "mx.remote.test",
+	     .last_attempt = 1700003500},
+	    {.address = "carol@remote.test",
+	     .action = QUEUE_DSN_FAILED,
+	     .diagnostic = "delivery time expired; last error: 451 4.3.0 "
+	                   "busy"},
 	};
 	char *parts[8], *head_end;
 	struct queue_dsn d;
@@ -153,13 +152,13 @@ test_failed_report(void **state)
 	*head_end = '\0';
 	assert_non_null(strstr(o.data, "\r\nTo: <alice@example.test>\r\n"));
 	assert_non_null(strstr(o.data, "From: Mail Delivery System "
-				       "<MAILER-DAEMON@mail.example.test>"));
+	                               "<MAILER-DAEMON@mail.example.test>"));
 	assert_non_null(strstr(o.data, "Subject: Undelivered Mail"));
 	assert_non_null(strstr(o.data, "Auto-Submitted: auto-replied\r\n"));
 	assert_non_null(strstr(o.data, "MIME-Version: 1.0\r\n"));
 	assert_non_null(strstr(o.data, "Content-Type: multipart/report; "
-				       "report-type=delivery-status;\r\n\t"
-				       "boundary=\"=_petrel_DSN1\""));
+	                               "report-type=delivery-status;\r\n\t"
+	                               "boundary=\"=_petrel_DSN1\""));
 	*head_end = '\r';
 
 	n = split_parts(o.data, "=_petrel_DSN1", parts, 8);
@@ -169,30 +168,30 @@ test_failed_report(void **state)
 	assert_non_null(strstr(parts[0], "<bob@remote.test>: failed: 550"));
 	/* 2: machine readable, RFC 3464 fields. */
 	assert_non_null(strstr(parts[1], "Content-Type: "
-					 "message/delivery-status\r\n\r\n"));
+	                                 "message/delivery-status\r\n\r\n"));
 	assert_non_null(strstr(parts[1], "Reporting-MTA: dns; "
-					 "mail.example.test\r\n"));
+	                                 "mail.example.test\r\n"));
 	assert_non_null(strstr(parts[1], "Original-Envelope-Id: ENV-42\r\n"));
 	assert_non_null(strstr(parts[1], "Arrival-Date: Tue, 14 Nov 2023 "
-					 "22:13:20 +0000\r\n"));
+	                                 "22:13:20 +0000\r\n"));
 	assert_non_null(strstr(parts[1], "\r\n\r\nOriginal-Recipient: "
-					 "rfc822;Bob@Remote.test\r\n"
-					 "Final-Recipient: rfc822; "
-					 "bob@remote.test\r\nAction: failed\r\n"
-					 "Status: 5.1.1\r\nRemote-MTA: dns; "
-					 "mx.remote.test\r\nDiagnostic-Code: "
-					 "smtp; 550 5.1.1 <bob@remote.test>: "
-					 "no such user\r\n"));
+	                                 "rfc822;Bob@Remote.test\r\n"
+	                                 "Final-Recipient: rfc822; "
+	                                 "bob@remote.test\r\nAction: failed\r\n"
+	                                 "Status: 5.1.1\r\nRemote-MTA: dns; "
+	                                 "mx.remote.test\r\nDiagnostic-Code: "
+	                                 "smtp; 550 5.1.1 <bob@remote.test>: "
+	                                 "no such user\r\n"));
 	assert_non_null(strstr(parts[1], "Final-Recipient: rfc822; "
-					 "carol@remote.test\r\nAction: failed"
-					 "\r\nStatus: 5.4.7\r\n"));
+	                                 "carol@remote.test\r\nAction: failed"
+	                                 "\r\nStatus: 5.4.7\r\n"));
 	assert_non_null(strstr(parts[1], "Diagnostic-Code: X-Petrel; delivery "
-					 "time expired"));
+	                                 "time expired"));
 	/* 3: the header only (full not asked for). */
 	assert_non_null(strstr(parts[2], "Content-Type: "
-					 "text/rfc822-headers\r\n\r\n"
-					 "Received: from client\r\n"
-					 "Subject: the original\r\n"));
+	                                 "text/rfc822-headers\r\n\r\n"
+	                                 "Received: from client\r\n"
+	                                 "Subject: the original\r\n"));
 	assert_null(strstr(parts[2], "Body line"));
 	free_parts(parts, n);
 	free(o.data);
@@ -202,15 +201,15 @@ static void
 test_full_and_success(void **state)
 {
 	struct queue_dsn_rcpt fail = {.address = "bob@remote.test",
-				      .action = QUEUE_DSN_FAILED,
-				      .diagnostic = "554 rejected"};
+	                              .action = QUEUE_DSN_FAILED,
+	                              .diagnostic = "554 rejected"};
 	struct queue_dsn_rcpt ok = {.address = "dan@remote.test",
-				    .action = QUEUE_DSN_RELAYED,
-				    .diagnostic = "250 2.0.0 queued as X",
-				    .remote_mta = "mx.remote.test"};
+	                            .action = QUEUE_DSN_RELAYED,
+	                            .diagnostic = "250 2.0.0 queued as X",
+	                            .remote_mta = "mx.remote.test"};
 	struct queue_dsn_rcpt late = {.address = "eve@remote.test",
-				      .action = QUEUE_DSN_DELAYED,
-				      .diagnostic = "421 4.7.0 later"};
+	                              .action = QUEUE_DSN_DELAYED,
+	                              .diagnostic = "421 4.7.0 later"};
 	char *parts[8];
 	struct queue_dsn d;
 	struct out o;
@@ -219,7 +218,7 @@ test_full_and_success(void **state)
 	assert_int_equal(split_parts(o.data, "=_petrel_DSN1", parts, 8), 3);
 	assert_non_null(strstr(parts[1], "Status: 5.0.0\r\n"));
 	assert_non_null(strstr(parts[2], "Content-Type: message/rfc822\r\n\r\n"
-					 "Received: from client"));
+	                                 "Received: from client"));
 	assert_non_null(strstr(parts[2], "Body line 2\r\n"));
 	free_parts(parts, 3);
 	free(o.data);
@@ -229,7 +228,7 @@ test_full_and_success(void **state)
 	assert_non_null(strstr(o.data, "Subject: Successful Mail Delivery"));
 	assert_int_equal(split_parts(o.data, "=_petrel_DSN1", parts, 8), 3);
 	assert_non_null(strstr(parts[1], "Action: relayed\r\nStatus: "
-					 "2.0.0\r\n"));
+	                                 "2.0.0\r\n"));
 	assert_non_null(strstr(parts[2], "text/rfc822-headers"));
 	free_parts(parts, 3);
 	free(o.data);
@@ -238,7 +237,7 @@ test_full_and_success(void **state)
 	assert_non_null(strstr(o.data, "Subject: Delayed Mail"));
 	assert_int_equal(split_parts(o.data, "=_petrel_DSN1", parts, 8), 3);
 	assert_non_null(strstr(parts[1], "Action: delayed\r\nStatus: "
-					 "4.7.0\r\n"));
+	                                 "4.7.0\r\n"));
 	assert_non_null(strstr(parts[1], "Will-Retry-Until: "));
 	free_parts(parts, 3);
 	free(o.data);
@@ -248,10 +247,10 @@ static void
 test_injection(void **state)
 {
 	struct queue_dsn_rcpt r = {
-		.address = "x@y\r\nBcc: victim@example.org",
-		.orcpt = "rfc822;a\r\nX-Evil: 1",
-		.action = QUEUE_DSN_FAILED,
-		.diagnostic = "550 bad\r\nX-Injected: yes",
+	    .address = "x@y\r\nBcc: victim@example.org",
+	    .orcpt = "rfc822;a\r\nX-Evil: 1",
+	    .action = QUEUE_DSN_FAILED,
+	    .diagnostic = "550 bad\r\nX-Injected: yes",
 	};
 	struct queue_dsn d;
 	struct out o;
@@ -283,9 +282,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_failed_report),
-		cmocka_unit_test(test_full_and_success),
-		cmocka_unit_test(test_injection),
+	    cmocka_unit_test(test_failed_report),
+	    cmocka_unit_test(test_full_and_success),
+	    cmocka_unit_test(test_injection),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

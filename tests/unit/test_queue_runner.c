@@ -55,13 +55,13 @@ static unsigned stub_running_dom[4], stub_max_dom[4];
 static struct stub_seen stub_seen[STUB_MAX_SEEN];
 static unsigned stub_nseen;
 /* Reply for an address at its n-th attempt (1-based). */
-static enum relay_rcpt_status (*stub_policy)(const char *rcpt,
-					      unsigned attempt, char *reply);
+static enum relay_rcpt_status (*stub_policy)(const char *rcpt, unsigned attempt,
+                                             char *reply);
 static unsigned stub_attempts[64];
 
 int
 relay_engine_create(struct ptl_instance *inst, const void *conf,
-		    struct relay_engine **engine_out, struct ptl_error *err)
+                    struct relay_engine **engine_out, struct ptl_error *err)
 {
 	*engine_out = &stub_engine;
 	return PTL_OK;
@@ -95,12 +95,13 @@ stub_finish(struct stub_job *sj)
 	size_t i;
 
 	for (i = 0; i < job->nrcpts; i++) {
-		unsigned n = ++stub_attempts[stub_addr_slot(job->rcpts[i].address)];
+		unsigned n =
+		    ++stub_attempts[stub_addr_slot(job->rcpts[i].address)];
 
 		job->rcpts[i].status = stub_policy != NULL
-			? stub_policy(job->rcpts[i].address, n,
-				      job->rcpts[i].reply)
-			: RELAY_RCPT_DELIVERED;
+		                           ? stub_policy(job->rcpts[i].address,
+		                                         n, job->rcpts[i].reply)
+		                           : RELAY_RCPT_DELIVERED;
 		if (stub_policy == NULL)
 			strcpy(job->rcpts[i].reply, "250 2.0.0 ok");
 		strcpy(job->rcpts[i].remote_host, "mx.stub.test");
@@ -119,7 +120,7 @@ stub_complete(void *arg)
 
 int
 relay_start(struct relay_engine *e, struct relay_job *job, relay_done_fn done,
-	    void *arg)
+            void *arg)
 {
 	struct stub_job *sj = calloc(1, sizeof(*sj));
 	size_t i;
@@ -136,22 +137,21 @@ relay_start(struct relay_engine *e, struct relay_job *job, relay_done_fn done,
 	if (++stub_running_dom[stub_dom(job->domain)] >
 	    stub_max_dom[stub_dom(job->domain)])
 		stub_max_dom[stub_dom(job->domain)] =
-			stub_running_dom[stub_dom(job->domain)];
+		    stub_running_dom[stub_dom(job->domain)];
 	for (i = 0; i < job->nrcpts && stub_nseen < STUB_MAX_SEEN; i++) {
 		struct stub_seen *s = &stub_seen[stub_nseen++];
 
 		(void)snprintf(s->from, sizeof(s->from), "%s", job->mail_from);
 		(void)snprintf(s->rcpt, sizeof(s->rcpt), "%s",
-			       job->rcpts[i].address);
-		(void)snprintf(s->domain, sizeof(s->domain), "%s",
-			       job->domain);
+		               job->rcpts[i].address);
+		(void)snprintf(s->domain, sizeof(s->domain), "%s", job->domain);
 		n = pread(job->fd, s->body,
-			  job->size < sizeof(s->body) - 1 ? job->size
-							  : sizeof(s->body) - 1,
-			  0);
+		          job->size < sizeof(s->body) - 1 ? job->size
+		                                          : sizeof(s->body) - 1,
+		          0);
 		s->body[n > 0 ? n : 0] = '\0';
 		assert_true(job->size < sizeof(s->body) ||
-			    n == (ssize_t)sizeof(s->body) - 1);
+		            n == (ssize_t)sizeof(s->body) - 1);
 	}
 	if (stub_hold) {
 		sj->next = stub_held;
@@ -228,7 +228,7 @@ setup(void **state)
 	struct ptl_error err;
 
 	(void)snprintf(qdir, sizeof(qdir), "%s/petrel-qrun-XXXXXX",
-		       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	               getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(qdir));
 	assert_int_equal(queue_dirs_create(qdir, why, sizeof(why)), 0);
 	assert_int_equal(queue_spool_open(&spool, qdir, why, sizeof(why)), 0);
@@ -285,7 +285,7 @@ start_runner(void)
 
 static void
 enqueue(const char *from, const char **rcpts, size_t n, const char *text,
-	char id_out[QUEUE_ID_SIZE])
+        char id_out[QUEUE_ID_SIZE])
 {
 	struct queue_env_rcpt r[16];
 	char why[QUEUE_WHY_MAX];
@@ -302,9 +302,8 @@ enqueue(const char *from, const char **rcpts, size_t n, const char *text,
 	env.rcpts = r;
 	env.nrcpts = n;
 	assert_int_equal(queue_writer_open(&w, &spool, why, sizeof(why)), 0);
-	assert_int_equal(queue_writer_write(&w, text, strlen(text), why,
-					    sizeof(why)),
-			 0);
+	assert_int_equal(
+	    queue_writer_write(&w, text, strlen(text), why, sizeof(why)), 0);
 	assert_int_equal(queue_writer_commit(&w, &env, why, sizeof(why)), 0);
 	if (id_out != NULL)
 		memcpy(id_out, w.id, QUEUE_ID_SIZE);
@@ -342,8 +341,8 @@ test_deliver_and_remove(void **state)
 	unsigned i;
 
 	for (i = 0; i < 5; i++)
-		enqueue("sender@example.test", rcpts, 3, "Subject: x\r\n\r\nhi\r\n",
-			NULL);
+		enqueue("sender@example.test", rcpts, 3,
+		        "Subject: x\r\n\r\nhi\r\n", NULL);
 	start_runner();
 	assert_true(run_until(spool_empty));
 	assert_int_equal(stub_nseen, 15);
@@ -352,7 +351,7 @@ test_deliver_and_remove(void **state)
 	for (i = 0; i < stub_nseen; i++) {
 		assert_string_equal(stub_seen[i].from, "sender@example.test");
 		assert_string_equal(stub_seen[i].body,
-				    "Subject: x\r\n\r\nhi\r\n");
+		                    "Subject: x\r\n\r\nhi\r\n");
 	}
 }
 
@@ -377,7 +376,7 @@ static void
 test_concurrency_limits(void **state)
 {
 	const char *a[] = {"x@aaa.test"}, *b[] = {"x@bbb.test"},
-		   *c[] = {"x@ccc.test"};
+	           *c[] = {"x@ccc.test"};
 	unsigned i;
 
 	for (i = 0; i < 6; i++) {
@@ -460,7 +459,7 @@ test_bounce(void **state)
 	unsigned i;
 
 	enqueue("alice@sender.test", r, 2,
-		"Subject: original\r\n\r\nthe text\r\n", NULL);
+	        "Subject: original\r\n\r\nthe text\r\n", NULL);
 	stub_policy = policy_reject_bob;
 	start_runner();
 	assert_true(run_until(bounce_seen_and_empty));
@@ -471,11 +470,12 @@ test_bounce(void **state)
 	/* To the sender, from the null sender, about bob only. */
 	assert_string_equal(dsn->rcpt, "alice@sender.test");
 	assert_non_null(strstr(dsn->body, "multipart/report"));
-	assert_non_null(strstr(dsn->body, "Final-Recipient: rfc822; "
-					  "bob@remote.test\r\nAction: failed\r\n"
-					  "Status: 5.1.1"));
+	assert_non_null(strstr(dsn->body,
+	                       "Final-Recipient: rfc822; "
+	                       "bob@remote.test\r\nAction: failed\r\n"
+	                       "Status: 5.1.1"));
 	assert_non_null(strstr(dsn->body, "Diagnostic-Code: smtp; 550 5.1.1 "
-					  "no such user"));
+	                                  "no such user"));
 	assert_null(strstr(dsn->body, "carol@remote.test"));
 	assert_non_null(strstr(dsn->body, "Subject: original"));
 }
@@ -537,8 +537,8 @@ test_state_survives_restart(void **state)
 	qrec_buf_init(&b, 1 << 16);
 	queue_state_encode(&b, 1, &idx, &st, 1);
 	assert_int_equal(queue_state_append(&spool, id, b.data, b.len,
-					    UINT64_MAX, why, sizeof(why)),
-			 0);
+	                                    UINT64_MAX, why, sizeof(why)),
+	                 0);
 	qrec_buf_free(&b);
 	/* ...in the middle of its next append. */
 	assert_true(queue_path(path, sizeof(path), qdir, "state", id));
@@ -636,14 +636,14 @@ test_requests(void **state)
 	before = stub_jobs;
 	assert_int_equal(before, 1);
 	/* flush: tried again at once despite the 30 s backoff. */
-	assert_int_equal(queue_request_write(qdir, QUEUE_REQ_FLUSH, id, NULL,
-					     0, why, sizeof(why)),
-			 0);
+	assert_int_equal(queue_request_write(qdir, QUEUE_REQ_FLUSH, id, NULL, 0,
+	                                     why, sizeof(why)),
+	                 0);
 	assert_true(run_until(two_attempts));
 	/* delete: gone without a report. */
 	assert_int_equal(queue_request_write(qdir, QUEUE_REQ_DELETE, id, NULL,
-					     0, why, sizeof(why)),
-			 0);
+	                                     0, why, sizeof(why)),
+	                 0);
 	assert_true(run_until(nothing_queued_ctl));
 	assert_int_equal(stub_jobs, 2);
 }
@@ -652,23 +652,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_deliver_and_remove, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_concurrency_limits, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_retry_backoff, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bounce, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_bounce_for_bounce,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_state_survives_restart,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_quarantined,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_inotify_picks_up_new,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_requests, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_and_remove, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrency_limits, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_backoff, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_bounce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_bounce_for_bounce, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_state_survives_restart, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_quarantined, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_inotify_picks_up_new, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

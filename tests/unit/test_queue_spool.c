@@ -27,7 +27,7 @@ setup(void **state)
 	char why[QUEUE_WHY_MAX];
 
 	(void)snprintf(qdir, sizeof(qdir), "%s/petrel-qspool-XXXXXX",
-		       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	               getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(qdir));
 	assert_int_equal(queue_dirs_create(qdir, why, sizeof(why)), 0);
 	assert_int_equal(queue_spool_open(&spool, qdir, why, sizeof(why)), 0);
@@ -69,7 +69,7 @@ test_record_round_trip(void **state)
 	assert_false(qrec_is_text(&r));
 	pos += used;
 	assert_int_equal(qrec_next(b.data + pos, b.len - pos, &r, &used),
-			 QREC_RECORD);
+	                 QREC_RECORD);
 	{
 		uint64_t v;
 		int64_t t;
@@ -79,18 +79,18 @@ test_record_round_trip(void **state)
 		assert_false(qrec_u64(&r, 41, &v));
 		pos += used;
 		assert_int_equal(
-			qrec_next(b.data + pos, b.len - pos, &r, &used),
-			QREC_RECORD);
+		    qrec_next(b.data + pos, b.len - pos, &r, &used),
+		    QREC_RECORD);
 		assert_true(qrec_i64(&r, &t));
 		assert_int_equal(t, -7);
 	}
 	pos += used;
 	assert_int_equal(qrec_next(b.data + pos, b.len - pos, &r, &used),
-			 QREC_RECORD);
+	                 QREC_RECORD);
 	assert_int_equal(r.len, 0);
 	pos += used;
 	assert_int_equal(qrec_next(b.data + pos, b.len - pos, &r, &used),
-			 QREC_END);
+	                 QREC_END);
 	qrec_buf_free(&b);
 }
 
@@ -104,8 +104,7 @@ test_record_torn_and_bad(void **state)
 	/* Every proper prefix of a record is a torn write, never a record. */
 	for (i = 1; i < strlen(good); i++)
 		assert_int_equal(qrec_next(good, i, &r, &used), QREC_SHORT);
-	assert_int_equal(qrec_next(good, strlen(good), &r, &used),
-			 QREC_RECORD);
+	assert_int_equal(qrec_next(good, strlen(good), &r, &used), QREC_RECORD);
 	assert_int_equal(qrec_next("key 3:abc\n", 10, &r, &used), QREC_BAD);
 	assert_int_equal(qrec_next("KEY 03:abc\n", 11, &r, &used), QREC_BAD);
 	assert_int_equal(qrec_next("KEY 3:abcd", 10, &r, &used), QREC_BAD);
@@ -113,9 +112,9 @@ test_record_torn_and_bad(void **state)
 	assert_int_equal(qrec_next(" 3:abc\n", 7, &r, &used), QREC_BAD);
 	assert_int_equal(qrec_next("KEY :abc\n", 9, &r, &used), QREC_BAD);
 	assert_int_equal(qrec_next("AAAAAAAAAAAAAAAAA 1:a\n", 22, &r, &used),
-			 QREC_BAD);
+	                 QREC_BAD);
 	assert_int_equal(qrec_next("KEY 99999999999:a\n", 18, &r, &used),
-			 QREC_BAD);
+	                 QREC_BAD);
 	assert_int_equal(qrec_next("\0\0\0\0", 4, &r, &used), QREC_BAD);
 }
 
@@ -142,7 +141,7 @@ static const char body[] = "Received: from x\r\nSubject: hi\r\n\r\nbody\r\n";
 
 static void
 write_message(struct queue_env *env, struct queue_env_rcpt *rcpts,
-	      char id_out[QUEUE_ID_SIZE])
+              char id_out[QUEUE_ID_SIZE])
 {
 	char why[QUEUE_WHY_MAX];
 	struct queue_writer w;
@@ -166,8 +165,8 @@ write_message(struct queue_env *env, struct queue_env_rcpt *rcpts,
 	assert_int_equal(queue_writer_open(&w, &spool, why, sizeof(why)), 0);
 	assert_int_equal(queue_writer_write(&w, body, 10, why, sizeof(why)), 0);
 	assert_int_equal(queue_writer_write(&w, body + 10, sizeof(body) - 11,
-					    why, sizeof(why)),
-			 0);
+	                                    why, sizeof(why)),
+	                 0);
 	assert_int_equal(queue_writer_commit(&w, env, why, sizeof(why)), 0);
 	memcpy(id_out, w.id, QUEUE_ID_SIZE);
 }
@@ -204,10 +203,10 @@ test_message_round_trip(void **state)
 	assert_int_equal(out.nrcpts, 2);
 	assert_string_equal(out.rcpts[0].address, "one@example.org");
 	assert_int_equal(out.rcpts[0].notify,
-			 PTL_DSN_NOTIFY_SUCCESS | PTL_DSN_NOTIFY_FAILURE);
+	                 PTL_DSN_NOTIFY_SUCCESS | PTL_DSN_NOTIFY_FAILURE);
 	assert_string_equal(out.rcpts[0].orcpt, "rfc822;One@Example.org");
 	assert_string_equal(out.rcpts[1].address,
-			    "two@example.net\r\nRCPT 14:evil@evil.test");
+	                    "two@example.net\r\nRCPT 14:evil@evil.test");
 	assert_null(out.rcpts[1].orcpt);
 	queue_env_free(&out);
 
@@ -216,7 +215,7 @@ test_message_round_trip(void **state)
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, buf, sizeof(body) - 1, 0),
-			 (ssize_t)sizeof(body) - 1);
+	                 (ssize_t)sizeof(body) - 1);
 	assert_memory_equal(buf, body, sizeof(body) - 1);
 	close(fd);
 	/* Nothing is left in tmp/. */
@@ -267,7 +266,7 @@ corrupt_and_check(off_t cut, off_t flip, const char *expect)
 	}
 	why[0] = '\0';
 	assert_int_equal(queue_msg_read(qdir, id, &out, why, sizeof(why)),
-			 QUEUE_READ_CORRUPT);
+	                 QUEUE_READ_CORRUPT);
 	if (strstr(why, expect) == NULL)
 		fail_msg("expected \"%s\", got \"%s\"", expect, why);
 	assert_int_equal(queue_quarantine(qdir, id, why, sizeof(why)), 0);
@@ -296,12 +295,12 @@ test_message_corrupt(void **state)
 		struct queue_env out;
 		char why[QUEUE_WHY_MAX];
 
-		assert_int_equal(queue_msg_read(qdir, "GARBAGE1", &out, why,
-						sizeof(why)),
-				 QUEUE_READ_CORRUPT);
-		assert_int_equal(queue_msg_read(qdir, "NOSUCH", &out, why,
-						sizeof(why)),
-				 QUEUE_READ_GONE);
+		assert_int_equal(
+		    queue_msg_read(qdir, "GARBAGE1", &out, why, sizeof(why)),
+		    QUEUE_READ_CORRUPT);
+		assert_int_equal(
+		    queue_msg_read(qdir, "NOSUCH", &out, why, sizeof(why)),
+		    QUEUE_READ_GONE);
 	}
 	assert_false(queue_id_valid("../x"));
 	assert_false(queue_id_valid(""));
@@ -313,7 +312,7 @@ test_message_corrupt(void **state)
 
 static void
 append_state(const char *id, uint32_t idx, uint8_t status, uint32_t attempts,
-	     const char *error)
+             const char *error)
 {
 	struct queue_rcpt_state st;
 	char why[QUEUE_WHY_MAX];
@@ -328,8 +327,8 @@ append_state(const char *id, uint32_t idx, uint8_t status, uint32_t attempts,
 	queue_state_encode(&b, 1700000000000, &idx, &st, 1);
 	assert_false(b.failed);
 	assert_int_equal(queue_state_append(&spool, id, b.data, b.len,
-					    UINT64_MAX, why, sizeof(why)),
-			 0);
+	                                    UINT64_MAX, why, sizeof(why)),
+	                 0);
 	qrec_buf_free(&b);
 }
 
@@ -345,8 +344,8 @@ test_state_log(void **state)
 	memset(st, 0, sizeof(st));
 	/* No log: everything pending. */
 	assert_int_equal(queue_state_load(qdir, id, st, 3, true, &valid, &size,
-					  why, sizeof(why)),
-			 QUEUE_READ_OK);
+	                                  why, sizeof(why)),
+	                 QUEUE_READ_OK);
 	assert_int_equal(st[0].status, QUEUE_RCPT_PENDING);
 
 	append_state(id, 0, QUEUE_RCPT_DEFERRED, 1, "451 4.3.0 try\r\nlater");
@@ -363,8 +362,8 @@ test_state_log(void **state)
 
 	memset(st, 0, sizeof(st));
 	assert_int_equal(queue_state_load(qdir, id, st, 3, true, &valid, &size,
-					  why, sizeof(why)),
-			 QUEUE_READ_OK);
+	                                  why, sizeof(why)),
+	                 QUEUE_READ_OK);
 	assert_int_equal(size - valid, 13);
 	assert_int_equal(st[0].status, QUEUE_RCPT_DEFERRED);
 	assert_int_equal(st[0].attempts, 2);
@@ -375,14 +374,13 @@ test_state_log(void **state)
 	queue_state_free_texts(st, 3);
 
 	/* Cut, then appends go on from a clean end. */
-	assert_int_equal(queue_state_truncate(qdir, id, valid, why,
-					      sizeof(why)),
-			 0);
+	assert_int_equal(
+	    queue_state_truncate(qdir, id, valid, why, sizeof(why)), 0);
 	append_state(id, 2, QUEUE_RCPT_FAILED, 1, "550 no");
 	memset(st, 0, sizeof(st));
-	assert_int_equal(queue_state_load(qdir, id, st, 3, false, &valid,
-					  &size, why, sizeof(why)),
-			 QUEUE_READ_OK);
+	assert_int_equal(queue_state_load(qdir, id, st, 3, false, &valid, &size,
+	                                  why, sizeof(why)),
+	                 QUEUE_READ_OK);
 	assert_int_equal(valid, size);
 	assert_int_equal(st[2].status, QUEUE_RCPT_FAILED);
 	assert_null(st[2].error);
@@ -394,9 +392,9 @@ test_state_log(void **state)
 	assert_int_equal(pwrite(fd, "X", 1, (off_t)size - 20), 1);
 	close(fd);
 	memset(st, 0, sizeof(st));
-	assert_int_equal(queue_state_load(qdir, id, st, 3, false, &valid,
-					  &size, why, sizeof(why)),
-			 QUEUE_READ_OK);
+	assert_int_equal(queue_state_load(qdir, id, st, 3, false, &valid, &size,
+	                                  why, sizeof(why)),
+	                 QUEUE_READ_OK);
 	assert_true(valid < size);
 	assert_int_equal(st[2].status, QUEUE_RCPT_PENDING);
 	assert_int_equal(st[1].status, QUEUE_RCPT_DELIVERED);
@@ -426,14 +424,14 @@ static void
 test_requests(void **state)
 {
 	char name[128], why[QUEUE_WHY_MAX], path[512], buf[256],
-		id[QUEUE_ID_SIZE];
+	    id[QUEUE_ID_SIZE];
 	ssize_t n;
 	int fd, req;
 
 	assert_int_equal(queue_request_write(qdir, QUEUE_REQ_DELETE, "ABC123",
-					     name, sizeof(name), why,
-					     sizeof(why)),
-			 0);
+	                                     name, sizeof(name), why,
+	                                     sizeof(why)),
+	                 0);
 	msg_path(path, sizeof(path), "ctl", name);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
@@ -444,40 +442,36 @@ test_requests(void **state)
 	assert_int_equal(req, QUEUE_REQ_DELETE);
 	assert_string_equal(id, "ABC123");
 	assert_int_equal(queue_request_write(qdir, QUEUE_REQ_FLUSH, NULL, name,
-					     sizeof(name), why, sizeof(why)),
-			 0);
+	                                     sizeof(name), why, sizeof(why)),
+	                 0);
 	assert_int_equal(queue_request_write(qdir, QUEUE_REQ_FLUSH, "../x",
-					     name, sizeof(name), why,
-					     sizeof(why)),
-			 -1);
-	assert_int_equal(queue_request_parse("REQ 5:flush\n", 12, &req, id),
-			 0);
+	                                     name, sizeof(name), why,
+	                                     sizeof(why)),
+	                 -1);
+	assert_int_equal(queue_request_parse("REQ 5:flush\n", 12, &req, id), 0);
 	assert_int_equal(req, QUEUE_REQ_FLUSH);
 	assert_string_equal(id, "");
 	assert_int_equal(queue_request_parse("REQ 4:nuke\n", 11, &req, id), -1);
 	assert_int_equal(
-		queue_request_parse("REQ 6:delete\nID 4:../x\n", 23, &req, id),
-		-1);
+	    queue_request_parse("REQ 6:delete\nID 4:../x\n", 23, &req, id), -1);
 	assert_int_equal(queue_request_parse("REQ 6:delete\nI", 14, &req, id),
-			 -1);
+	                 -1);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_record_round_trip),
-		cmocka_unit_test(test_record_torn_and_bad),
-		cmocka_unit_test(test_record_limits),
-		cmocka_unit_test_setup_teardown(test_message_round_trip, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_message_corrupt, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_state_log, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_requests, setup,
-						teardown),
+	    cmocka_unit_test(test_record_round_trip),
+	    cmocka_unit_test(test_record_torn_and_bad),
+	    cmocka_unit_test(test_record_limits),
+	    cmocka_unit_test_setup_teardown(test_message_round_trip, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_message_corrupt, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_state_log, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
