@@ -11,6 +11,7 @@ static const char *const dnsbl_action_names[] = {"reject", "tempfail", "tag",
                                                  NULL};
 static const char *const dnsbl_at_names[] = {"connect", "rcpt", NULL};
 static const char *const dnsbl_failure_names[] = {"continue", "tempfail", NULL};
+
 /* Zone names prefix a query of up to 64 bytes (IPv6) within 253. */
 static int
 dnsbl_validate_zone(const json_t *value, void *field, struct ptl_error *err)

@@ -284,11 +284,14 @@ pop3_on_timeout(struct pop3_session *s)
 {
 	if (s->phase == POP3_PHASE_CLOSING)
 		return;
-	/* In the middle of a multi-line answer a status line would be
-	 * taken for data: just end the connection. */
-	if (s->wait == POP3_WAIT_STREAM || s->wait == POP3_WAIT_LISTING) {
+	/* No TLS yet: nothing can be said. In the middle of a multi-line
+	 * answer a status line would be taken for data. End the
+	 * connection. */
+	if (s->phase == POP3_PHASE_HANDSHAKE || s->wait == POP3_WAIT_STREAM ||
+	    s->wait == POP3_WAIT_LISTING || s->wait == POP3_WAIT_STARTTLS) {
 		ptl_conn_log(s->conn, PTL_LOG_INFO,
-		             "pop3: timeout while sending; closing");
+		             "pop3: timeout during the TLS handshake or while "
+		             "sending; closing");
 		s->phase = POP3_PHASE_CLOSING;
 		ptl_conn_abort(s->conn);
 		return;

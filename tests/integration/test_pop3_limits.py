@@ -6,6 +6,7 @@ memory use while streaming."""
 
 import base64
 import os
+import signal
 import socket
 import time
 import unittest
@@ -388,6 +389,29 @@ class Limits(harness.PetrelTestCase):
         self.assertLess(during - before, len(big) // 3 // 1024,
                         "worker RSS grew by %d KB while streaming"
                         % (during - before))
+
+
+class Reload(harness.PetrelTestCase):
+
+    def test_session_survives_reload(self):
+        """SIGHUP: a session of the old generation finishes its work
+        (and its QUIT deletes); new connections reach the new one."""
+        s = Pop3Server(self)
+        m = message("one")
+        s.deliver("alice@example.test", m)
+        s.deliver("alice@example.test", message("two"))
+        old = s.login()
+        old.expect_ok(old.cmd("DELE 2"))
+        mark = s.p.log_mark()
+        s.p.signal(signal.SIGHUP)
+        s.p.wait_log("reload: generation 2 accepted", since=mark)
+        status, body = old.retr_raw("RETR 1")
+        self.assertEqual(unstuff(body), m)
+        self.assertEqual(old.cmd("QUIT"), "+OK bye, 1 messages deleted")
+        old.close()
+        with s.login_retry() as c:
+            self.assertRegex(c.cmd("STAT"), r"^\+OK 1 ")
+        s.p.wait_log("reload: generation 1 retired", since=mark)
 
 
 class ConfigChecks(harness.PetrelTestCase):

@@ -57,6 +57,10 @@ load(struct fixture *f, const char *json)
 	int rc;
 
 	assert_non_null(root);
+	/* A pool per config, as a generation has. */
+	ptl_pool_destroy(f->pool);
+	f->pool = ptl_pool_create(0);
+	assert_non_null(f->pool);
 	memset(&f->conf, 0, sizeof(f->conf));
 	memset(&f->err, 0, sizeof(f->err));
 	/* The pool keeps borrowed JSON strings alive. */

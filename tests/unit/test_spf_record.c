@@ -578,6 +578,100 @@ test_result_names(void **state)
 	assert_string_equal(spf_result_name((enum spf_result)99), "permerror");
 }
 
+/* ---- fields ----------------------------------------------------------- */
+
+static void
+outcome_init(struct spf_outcome *out, enum spf_result r, const char *sender,
+             const char *domain)
+{
+	memset(out, 0, sizeof(*out));
+	out->result = r;
+	out->identity = "mailfrom";
+	(void)snprintf(out->sender, sizeof(out->sender), "%s", sender);
+	(void)snprintf(out->domain, sizeof(out->domain), "%s", domain);
+}
+
+static void
+test_received_field(void **state)
+{
+	struct spf_outcome out;
+	char buf[900];
+
+	(void)state;
+	outcome_init(&out, SPF_PASS, "myname@example.com", "example.com");
+	(void)strcpy(out.mechanism, "ip4:192.0.2.0/24");
+	spf_received_field(&out, "192.0.2.1", "foo.example.com",
+	                   "mybox.example.org", buf, sizeof(buf));
+	assert_string_equal(buf,
+	                    "pass (mybox.example.org: domain of "
+	                    "myname@example.com designates 192.0.2.1 as "
+	                    "permitted sender) client-ip=192.0.2.1; "
+	                    "envelope-from=myname@example.com; "
+	                    "helo=foo.example.com; receiver=mybox.example.org; "
+	                    "identity=mailfrom; mechanism=\"ip4:192.0.2.0/24\"");
+
+	/* Client words that could break the field are quoted or left out. */
+	outcome_init(&out, SPF_PERMERROR, "\"a;b\\\"c)\r\n\"@example.com",
+	             "example.com");
+	(void)strcpy(out.problem, "more than 10 DNS lookups");
+	spf_received_field(&out, "2001:db8::1", "evil\"; x=(y", "mx.example",
+	                   buf, sizeof(buf));
+	assert_string_equal(buf,
+	                    "permerror (mx.example: permanent error in "
+	                    "processing domain of example.com) "
+	                    "client-ip=\"2001:db8::1\"; "
+	                    "envelope-from=\"\\\"a;b\\\\\\\"c)??\\\"@example."
+	                    "com\"; helo=\"evil\\\"; x=(y\"; "
+	                    "receiver=mx.example; identity=mailfrom; "
+	                    "problem=\"more than 10 DNS lookups\"");
+	assert_null(strchr(buf, '\r'));
+	assert_null(strchr(buf, '\n'));
+
+	/* A long HELO is cut, the field stays under 900 bytes. */
+	{
+		char helo[1000];
+
+		memset(helo, 'h', sizeof(helo) - 1);
+		helo[sizeof(helo) - 1] = '\0';
+		outcome_init(&out, SPF_NONE, "", "");
+		spf_received_field(&out, "192.0.2.1", helo, "bad host!", buf,
+		                   sizeof(buf));
+		assert_true(strlen(buf) < 700);
+		assert_non_null(strstr(buf, "...\""));
+		assert_non_null(strstr(buf, "(unknown: domain of the sender"));
+	}
+}
+
+static void
+test_trace_result(void **state)
+{
+	struct spf_outcome out;
+	char buf[257];
+
+	(void)state;
+	outcome_init(&out, SPF_PASS, "a.b+c@example.org", "example.org");
+	spf_trace_result(&out, false, "mx.example.org", buf, sizeof(buf));
+	assert_string_equal(buf, "spf=pass smtp.mailfrom=a.b+c@example.org");
+	outcome_init(&out, SPF_FAIL, "\"x y\"@example.org", "example.org");
+	spf_trace_result(&out, false, "mx.example.org", buf, sizeof(buf));
+	assert_string_equal(buf, "spf=fail smtp.mailfrom=example.org");
+	outcome_init(&out, SPF_NONE, "postmaster@mx.example.org",
+	             "mx.example.org");
+	spf_trace_result(&out, true, "mx.example.org", buf, sizeof(buf));
+	assert_string_equal(buf, "spf=none smtp.helo=mx.example.org");
+	out.identity = "helo";
+	spf_trace_result(&out, false, "[1.2.3.4]", buf, sizeof(buf));
+	assert_string_equal(buf, "spf=none");
+	assert_true(spf_dot_atom("a.b", false));
+	assert_false(spf_dot_atom("a..b", false));
+	assert_false(spf_dot_atom(".a", false));
+	assert_false(spf_dot_atom("a@b", false));
+	assert_true(spf_dot_atom("a@b", true));
+	assert_false(spf_dot_atom("a@@b", true));
+	assert_false(spf_dot_atom("a@b@c", true));
+	assert_false(spf_dot_atom("a;b@c", true));
+}
+
 int
 main(void)
 {
@@ -598,6 +692,8 @@ main(void)
 	    cmocka_unit_test(test_domain_spec),
 	    cmocka_unit_test(test_domain_names),
 	    cmocka_unit_test(test_result_names),
+	    cmocka_unit_test(test_received_field),
+	    cmocka_unit_test(test_trace_result),
 	};
 
 	if (spf_ip_parse("192.0.2.3", &ip4) != 0 ||
