@@ -37,8 +37,8 @@ size_t dmarc_psl_rules(const struct dmarc_psl *psl);
  * @domain is lower-case ASCII without the trailing dot.
  * @return 0, or -1 when it does not fit in @size.
  */
-int dmarc_org_domain(const struct dmarc_psl *psl, const char *domain,
-                     char *out, size_t size);
+int dmarc_org_domain(const struct dmarc_psl *psl, const char *domain, char *out,
+                     size_t size);
 
 /*
  * @in (UTF-8 or ASCII, trailing dot allowed) as a lower-case A-label
@@ -61,8 +61,8 @@ struct dmarc_record {
 	enum dmarc_policy sp; /* = p when absent */
 	bool has_sp;
 	bool adkim_strict, aspf_strict;
-	unsigned pct; /* 0..100 */
-	unsigned ri;  /* seconds */
+	unsigned pct;                /* 0..100 */
+	unsigned ri;                 /* seconds */
 	char rua[DMARC_RUA_MAX + 1]; /* as published, printable ASCII */
 	char fo[16];
 };
@@ -99,9 +99,9 @@ int dmarc_from_domain(const char *hdr, size_t len, bool complete, char *out,
 
 /* What SPF and DKIM gave, from the filter trace. */
 struct dmarc_auth {
-	char spf[16];                     /* "" when SPF did not run */
+	char spf[16];                        /* "" when SPF did not run */
 	char spf_domain[DMARC_NAME_MAX + 1]; /* MAIL FROM (or HELO) domain */
-	bool spf_helo;                    /* the HELO identity */
+	bool spf_helo;                       /* the HELO identity */
 	struct {
 		char result[16];
 		char domain[DMARC_NAME_MAX + 1];

@@ -99,6 +99,8 @@ struct queue_runner {
 	struct ptl_io *ino_io;
 	int wd_msg, wd_ctl;
 	struct ptl_timer *scan_timer;
+	struct ptl_timer *lock_timer;
+	int lock_fd; /* flock of QDIR/runner.lock: one runner per spool */
 	bool scan_running, scan_again, full;
 	/* ids waiting to be read from disk */
 	char (*load_ids)[QUEUE_ID_SIZE];

@@ -88,6 +88,10 @@ queue_job_open_done(void *arg)
 	struct queue_msg *m = job->w->m;
 
 	if (job->fd < 0) {
+		/* Removed behind our back (petrelctl delete raced a load):
+		 * nothing to deliver, nothing to record. */
+		if (job->open_errno == ENOENT)
+			m->deleted = true;
 		queue_job_fail_all(job, RELAY_RCPT_DEFERRED,
 		                   "cannot open the queue file",
 		                   strerror(job->open_errno));

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
@@ -23,6 +24,10 @@
  * task on the core's thread pool.
  */
 
+/* The spool lock (in the queue directory) and how often a waiting runner
+ * tries it. */
+#define QUEUE_LOCK_NAME     "runner.lock"
+#define QUEUE_LOCK_RETRY_MS 500
 /* A removal or report that failed is tried again after this. */
 #define QUEUE_RETRY_LATER_MS ((int64_t)60 * 1000)
 
@@ -457,6 +462,9 @@ queue_runner_free(struct queue_runner *r)
 		(void)close(r->ino_fd);
 	ptl_timer_free(r->timer);
 	ptl_timer_free(r->scan_timer);
+	ptl_timer_free(r->lock_timer);
+	if (r->lock_fd >= 0)
+		(void)close(r->lock_fd);
 	for (i = 0; i < r->ndbuckets; i++) {
 		for (d = r->dbuckets[i]; d != NULL; d = dn) {
 			dn = d->hash_next;
@@ -482,6 +490,64 @@ queue_runner_free(struct queue_runner *r)
 	free(r);
 }
 
+/*
+ * One runner per spool: during a reload the new generation's helper
+ * starts while the old one drains its deliveries, and two runners on one
+ * spool would deliver the same message twice. The lock dies with its
+ * holder (kill -9 included).
+ */
+static bool
+queue_runner_lock(struct queue_runner *r)
+{
+	char path[4096];
+
+	if (r->lock_fd < 0) {
+		if (!queue_path(path, sizeof(path), r->spool.qdir,
+		                QUEUE_LOCK_NAME, NULL))
+			return false;
+		r->lock_fd =
+		    open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (r->lock_fd < 0) {
+			ptl_log(PTL_LOG_ERROR, "queue: cannot open %s: %s",
+			        path, strerror(errno));
+			return false;
+		}
+	}
+	return flock(r->lock_fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+/* The lock is ours: watch the spool and load it. */
+static void
+queue_runner_go(struct queue_runner *r)
+{
+	if (queue_inotify_start(r) != 0) {
+		/* Still correct without it: the periodic rescan finds all. */
+		ptl_log(PTL_LOG_WARN,
+		        "queue: inotify unavailable (%s); new "
+		        "messages are found by the rescan "
+		        "every %lld ms",
+		        strerror(errno), (long long)r->conf->scan_interval);
+	}
+	/* The first scan loads the spool; requests left while the runner
+	 * was down are read with it. */
+	ptl_timer_start(r->scan_timer, 0);
+}
+
+static void
+queue_lock_fire(struct ptl_timer *t, void *arg)
+{
+	struct queue_runner *r = arg;
+
+	if (r->stopping)
+		return;
+	if (!queue_runner_lock(r)) {
+		ptl_timer_start(t, QUEUE_LOCK_RETRY_MS);
+		return;
+	}
+	ptl_log(PTL_LOG_INFO, "queue: spool lock taken");
+	queue_runner_go(r);
+}
+
 int
 queue_runner_open(struct ptl_instance *inst, struct queue_conf *conf,
                   struct ptl_error *err)
@@ -495,6 +561,7 @@ queue_runner_open(struct ptl_instance *inst, struct queue_conf *conf,
 	r->inst = inst;
 	r->conf = conf;
 	r->ino_fd = -1;
+	r->lock_fd = -1;
 	r->wd_msg = r->wd_ctl = -1;
 	r->hostname = ptl_server_info()->hostname;
 	r->policy.backoff_min = conf->backoff_min;
@@ -508,17 +575,11 @@ queue_runner_open(struct ptl_instance *inst, struct queue_conf *conf,
 	}
 	r->timer = ptl_timer_new(queue_timer_fire, r);
 	r->scan_timer = ptl_timer_new(queue_scan_fire, r);
-	if (r->timer == NULL || r->scan_timer == NULL) {
+	r->lock_timer = ptl_timer_new(queue_lock_fire, r);
+	if (r->timer == NULL || r->scan_timer == NULL ||
+	    r->lock_timer == NULL) {
 		queue_runner_free(r);
 		return ptl_error_set(err, "out of memory");
-	}
-	if (queue_inotify_start(r) != 0) {
-		/* Still correct without it: the periodic rescan finds all. */
-		ptl_log(PTL_LOG_WARN,
-		        "queue: inotify unavailable (%s); new "
-		        "messages are found by the rescan "
-		        "every %lld ms",
-		        strerror(errno), (long long)conf->scan_interval);
 	}
 	r->storage = ptl_service_find(PTL_STORAGE_SERVICE, PTL_STORAGE_VERSION);
 	r->auth = ptl_service_find(PTL_AUTH_SERVICE, PTL_AUTH_VERSION);
@@ -541,9 +602,16 @@ queue_runner_open(struct ptl_instance *inst, struct queue_conf *conf,
 	}
 	queue_the_runner = r;
 	ptl_log(PTL_LOG_INFO, "queue: runner started on %s", conf->qdir);
-	/* The first scan loads the spool; requests left while the runner
-	 * was down are read with it. */
-	ptl_timer_start(r->scan_timer, 0);
+	if (queue_runner_lock(r)) {
+		queue_runner_go(r);
+	} else {
+		ptl_log(PTL_LOG_NOTICE,
+		        "queue: another runner holds %s/%s "
+		        "(a reload drains the old one); "
+		        "waiting for it",
+		        conf->qdir, QUEUE_LOCK_NAME);
+		ptl_timer_start(r->lock_timer, QUEUE_LOCK_RETRY_MS);
+	}
 	return PTL_OK;
 }
 

@@ -333,7 +333,8 @@ queue_scan_done(void *arg)
 	r->scan_running = false;
 	if (s->failed && s->why[0] != '\0')
 		ptl_log(PTL_LOG_ERROR, "queue: scan failed: %s", s->why);
-	qsort(s->ids, s->n, sizeof(*s->ids), queue_id_cmp);
+	if (s->n > 0)
+		qsort(s->ids, s->n, sizeof(*s->ids), queue_id_cmp);
 	for (i = 0; i < s->n && !r->stopping; i++)
 		queue_load_add(r, s->ids[i]);
 	free(s->ids);

@@ -110,15 +110,15 @@ bool spf_term_is_dns(const struct spf_term *term);
 
 /* What the macro letters of section 7.2 expand to. */
 struct spf_macro_ctx {
-	const char *sender;   /* s: local-part@domain */
-	const char *local;    /* l */
+	const char *sender;        /* s: local-part@domain */
+	const char *local;         /* l */
 	const char *sender_domain; /* o */
-	const char *domain;   /* d: the current domain */
-	const struct spf_ip *ip; /* i, c, v */
-	const char *ptr_name; /* p: validated name, or NULL: "unknown" */
-	const char *helo;     /* h */
-	const char *receiver; /* r */
-	int64_t now;          /* t: seconds since the epoch */
+	const char *domain;        /* d: the current domain */
+	const struct spf_ip *ip;   /* i, c, v */
+	const char *ptr_name;      /* p: validated name, or NULL: "unknown" */
+	const char *helo;          /* h */
+	const char *receiver;      /* r */
+	int64_t now;               /* t: seconds since the epoch */
 };
 
 /*
@@ -143,8 +143,7 @@ bool spf_macro_uses(const char *s, size_t len, char letter);
  * syntax error that spf_macro_check() would have found).
  */
 int spf_macro_expand(const char *s, size_t len, bool exp,
-                     const struct spf_macro_ctx *ctx, char *out,
-                     size_t size);
+                     const struct spf_macro_ctx *ctx, char *out, size_t size);
 
 /*
  * Make an expanded domain-spec a query name: drop one trailing dot,
@@ -172,9 +171,9 @@ struct spf_limits {
 
 /* What check_host() is asked. Strings are copied by spf_eval_new(). */
 struct spf_request {
-	const char *ip;     /* client address, text */
-	const char *sender; /* MAIL FROM without <>; "" for the null path */
-	const char *helo;   /* HELO/EHLO argument; may be NULL */
+	const char *ip;       /* client address, text */
+	const char *sender;   /* MAIL FROM without <>; "" for the null path */
+	const char *helo;     /* HELO/EHLO argument; may be NULL */
 	const char *receiver; /* our host name (r macro) */
 	int64_t now;          /* t macro */
 	bool helo_identity;   /* check the HELO identity, not MAIL FROM */

@@ -113,9 +113,8 @@ static void spf_on_dns(const struct ptl_dns_result *res, void *arg);
 
 /* ---- results and errors ---------------------------------------------- */
 
-static void
-spf_error(struct spf_eval *ev, enum spf_result r, const char *fmt, ...)
-    PTL_PRINTF(3, 4);
+static void spf_error(struct spf_eval *ev, enum spf_result r, const char *fmt,
+                      ...) PTL_PRINTF(3, 4);
 
 static void
 spf_error(struct spf_eval *ev, enum spf_result r, const char *fmt, ...)
@@ -161,7 +160,8 @@ spf_frame_result(struct spf_eval *ev, enum spf_result r, const char *mech,
 			}
 			ev->out.result = r;
 			ev->state = r == SPF_FAIL && ev->lim.explain &&
-			                    f->rec != NULL && f->rec->exp != NULL
+			                    f->rec != NULL &&
+			                    f->rec->exp != NULL
 			                ? SPF_ST_EXP
 			                : SPF_ST_DONE;
 			return;
@@ -386,9 +386,8 @@ spf_macro_ctx(const struct spf_eval *ev, const char *domain,
 	ctx->sender_domain = ev->sender_domain;
 	ctx->domain = domain;
 	ctx->ip = &ev->ip;
-	ctx->ptr_name = ev->ptr_state == SPF_PTR_DONE
-	                    ? spf_ptr_macro(ev, domain)
-	                    : NULL;
+	ctx->ptr_name =
+	    ev->ptr_state == SPF_PTR_DONE ? spf_ptr_macro(ev, domain) : NULL;
 	ctx->helo = ev->helo;
 	ctx->receiver = ev->receiver;
 	ctx->now = ev->now;
@@ -573,8 +572,7 @@ spf_mx_next(struct spf_eval *ev)
 {
 	if (ev->mx_i == ev->nmx)
 		return spf_no_match(ev);
-	return spf_ask(ev, ev->mx[ev->mx_i++], spf_addr_type(ev),
-	               SPF_W_MXADDR);
+	return spf_ask(ev, ev->mx[ev->mx_i++], spf_addr_type(ev), SPF_W_MXADDR);
 }
 
 /* Section 6.2: any problem leaves the explanation out, silently. */
@@ -799,8 +797,7 @@ spf_take_ptr(struct spf_eval *ev, const struct ptl_dns_result *res)
 		    ev->state == SPF_ST_TERM &&
 		    ev->frames[ev->depth - 1].next <
 		        ev->frames[ev->depth - 1].rec->nterms &&
-		    spf_current_term(ev)->mech == SPF_MECH_PTR &&
-		    spf_void(ev))
+		    spf_current_term(ev)->mech == SPF_MECH_PTR && spf_void(ev))
 			return;
 		ev->ptr_state = SPF_PTR_DONE;
 		return;
@@ -961,11 +958,9 @@ spf_eval_new(const struct ptl_resolver_methods *m, void *instance,
 	ev->ip_ok = spf_ip_parse(req->ip, &ev->ip) == 0;
 	ev->now = req->now;
 	ev->helo = spf_strndup(helo, strlen(helo));
-	ev->receiver = spf_strndup(req->receiver != NULL ? req->receiver
-	                                                 : "unknown",
-	                           strlen(req->receiver != NULL
-	                                      ? req->receiver
-	                                      : "unknown"));
+	ev->receiver = spf_strndup(
+	    req->receiver != NULL ? req->receiver : "unknown",
+	    strlen(req->receiver != NULL ? req->receiver : "unknown"));
 	/* Section 2.4: the null path is checked as postmaster@HELO. */
 	if (req->helo_identity || sender[0] == '\0') {
 		ev->local = spf_strndup("postmaster", 10);
@@ -976,14 +971,13 @@ spf_eval_new(const struct ptl_resolver_methods *m, void *instance,
 		/* Section 4.3: no local-part means "postmaster". */
 		ev->local = local_len > 0 ? spf_strndup(sender, local_len)
 		                          : spf_strndup("postmaster", 10);
-		ev->sender_domain = spf_strndup(at != NULL ? at + 1 : "",
-		                                at != NULL ? strlen(at + 1) : 0);
+		ev->sender_domain = spf_strndup(
+		    at != NULL ? at + 1 : "", at != NULL ? strlen(at + 1) : 0);
 	}
 	if (ev->helo == NULL || ev->receiver == NULL || ev->local == NULL ||
 	    ev->sender_domain == NULL)
 		goto fail;
-	ev->sender =
-	    malloc(strlen(ev->local) + strlen(ev->sender_domain) + 2);
+	ev->sender = malloc(strlen(ev->local) + strlen(ev->sender_domain) + 2);
 	if (ev->sender == NULL)
 		goto fail;
 	(void)sprintf(ev->sender, "%s@%s", ev->local, ev->sender_domain);

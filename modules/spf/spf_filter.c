@@ -158,9 +158,8 @@ spf_reply_text(struct spf_session *s, const struct spf_outcome *out)
 		               out->problem);
 		break;
 	default:
-		(void)snprintf(s->text, sizeof(s->text),
-		               "SPF: %s is %s for %s", s->ip,
-		               spf_result_name(out->result), d);
+		(void)snprintf(s->text, sizeof(s->text), "SPF: %s is %s for %s",
+		               s->ip, spf_result_name(out->result), d);
 		break;
 	}
 }
@@ -169,9 +168,8 @@ static void
 spf_log_outcome(const struct spf_session *s, const struct spf_outcome *out,
                 enum spf_action action)
 {
-	static const char *const action_names[] = {"", " -> reject",
-	                                           " -> tempfail",
-	                                           " -> quarantine"};
+	static const char *const action_names[] = {
+	    "", " -> reject", " -> tempfail", " -> quarantine"};
 	char who[160];
 
 	(void)ptl_log_escape(who, sizeof(who), out->sender,
@@ -181,9 +179,8 @@ spf_log_outcome(const struct spf_session *s, const struct spf_outcome *out,
 	        "%u)%s",
 	        s->id, out->identity, who, s->ip, spf_result_name(out->result),
 	        out->mechanism[0] != '\0' ? " by " : "", out->mechanism,
-	        out->problem[0] != '\0' ? ": " : "", out->problem,
-	        out->lookups, out->voids,
-	        (unsigned)action < 4 ? action_names[action] : "");
+	        out->problem[0] != '\0' ? ": " : "", out->problem, out->lookups,
+	        out->voids, (unsigned)action < 4 ? action_names[action] : "");
 }
 
 /* Fill @v from @out: the configured action, the fields, the result. */

@@ -73,8 +73,7 @@ struct spf_buf {
 	size_t size, len;
 };
 
-static void
-spf_add(struct spf_buf *b, const char *fmt, ...) PTL_PRINTF(2, 3);
+static void spf_add(struct spf_buf *b, const char *fmt, ...) PTL_PRINTF(2, 3);
 
 static void
 spf_add(struct spf_buf *b, const char *fmt, ...)
@@ -129,8 +128,8 @@ spf_received_field(const struct spf_outcome *out, const char *ip,
 {
 	struct spf_buf b = {buf, size, 0};
 	const char *who = spf_dot_atom(out->sender, true) ? out->sender
-	                  : spf_host_token(out->domain) ? out->domain
-	                                                 : "the sender";
+	                  : spf_host_token(out->domain)   ? out->domain
+	                                                  : "the sender";
 	const char *r = spf_host_token(receiver) ? receiver : "unknown";
 	const char *name = spf_result_name(out->result);
 
@@ -144,9 +143,10 @@ spf_received_field(const struct spf_outcome *out, const char *ip,
 		        who, ip);
 		break;
 	case SPF_FAIL:
-		spf_add(&b,
-		        "domain of %s does not designate %s as permitted sender",
-		        who, ip);
+		spf_add(
+		    &b,
+		    "domain of %s does not designate %s as permitted sender",
+		    who, ip);
 		break;
 	case SPF_SOFTFAIL:
 		spf_add(&b,
@@ -155,13 +155,15 @@ spf_received_field(const struct spf_outcome *out, const char *ip,
 		        who, ip);
 		break;
 	case SPF_NEUTRAL:
-		spf_add(&b, "%s is neither permitted nor denied by domain of %s",
+		spf_add(&b,
+		        "%s is neither permitted nor denied by domain of %s",
 		        ip, who);
 		break;
 	case SPF_NONE:
-		spf_add(&b,
-		        "domain of %s does not designate permitted sender hosts",
-		        who);
+		spf_add(
+		    &b,
+		    "domain of %s does not designate permitted sender hosts",
+		    who);
 		break;
 	case SPF_TEMPERROR:
 		spf_add(&b, "error in processing during lookup of %s", who);

@@ -22,11 +22,11 @@ enum spf_tok_kind {
 
 struct spf_tok {
 	enum spf_tok_kind kind;
-	char c;           /* LITERAL: the byte; ESCAPE: '%', '_' or '-' */
-	char letter;      /* MACRO: as written (upper case: URL-escape) */
-	unsigned digits;  /* MACRO: 0 = all parts */
-	bool reverse;     /* MACRO */
-	char delims[8];   /* MACRO: NUL-terminated; empty: "." */
+	char c;          /* LITERAL: the byte; ESCAPE: '%', '_' or '-' */
+	char letter;     /* MACRO: as written (upper case: URL-escape) */
+	unsigned digits; /* MACRO: 0 = all parts */
+	bool reverse;    /* MACRO */
+	char delims[8];  /* MACRO: NUL-terminated; empty: "." */
 };
 
 /* Parts kept at most: RFC 7208 asks for at least 128. */
@@ -406,9 +406,9 @@ spf_macro_expand(const char *s, size_t len, bool exp,
 				spf_put(&o, "%20", 3);
 			break;
 		case SPF_TOK_MACRO:
-			spf_put_macro(&o, &tok,
-			              spf_macro_value(ctx, tok.letter, tmp,
-			                              sizeof(tmp)));
+			spf_put_macro(
+			    &o, &tok,
+			    spf_macro_value(ctx, tok.letter, tmp, sizeof(tmp)));
 			break;
 		}
 	}

@@ -5,9 +5,8 @@
 
 #include "spf_module.h"
 
-static const char *const spf_action_names[] = {"continue", "reject",
-                                               "tempfail", "quarantine",
-                                               NULL};
+static const char *const spf_action_names[] = {"continue", "reject", "tempfail",
+                                               "quarantine", NULL};
 
 static int
 spf_validate_roles(const json_t *value, void *field, struct ptl_error *err)
@@ -50,9 +49,8 @@ spf_validate_host(const json_t *value, void *field, struct ptl_error *err)
 
 #define SPF_ACTION_KEY(n, r, d)                                                \
 	{                                                                      \
-		.name = n, .type = PTL_CONF_ENUM,                              \
-		.offset = (r) * sizeof(int), .def = d,                         \
-		.enum_names = spf_action_names,                                \
+		.name = n, .type = PTL_CONF_ENUM, .offset = (r) * sizeof(int), \
+		.def = d, .enum_names = spf_action_names,                      \
 		.doc = "What to do when the result is \"" n "\"."              \
 	}
 

@@ -18,7 +18,7 @@ enum spf_action {
 };
 
 struct spf_conf {
-	int actions[SPF_RESULTS]; /* enum spf_action, by enum spf_result */
+	int actions[SPF_RESULTS];   /* enum spf_action, by enum spf_result */
 	struct ptl_conf_list roles; /* const char * */
 	bool check_helo;
 	bool received_spf;

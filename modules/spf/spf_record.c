@@ -238,10 +238,9 @@ static const struct {
 	const char *name;
 	enum spf_mech mech;
 } spf_mechs[] = {
-    {"all", SPF_MECH_ALL},   {"include", SPF_MECH_INCLUDE},
-    {"a", SPF_MECH_A},       {"mx", SPF_MECH_MX},
-    {"ptr", SPF_MECH_PTR},   {"ip4", SPF_MECH_IP4},
-    {"ip6", SPF_MECH_IP6},   {"exists", SPF_MECH_EXISTS},
+    {"all", SPF_MECH_ALL}, {"include", SPF_MECH_INCLUDE}, {"a", SPF_MECH_A},
+    {"mx", SPF_MECH_MX},   {"ptr", SPF_MECH_PTR},         {"ip4", SPF_MECH_IP4},
+    {"ip6", SPF_MECH_IP6}, {"exists", SPF_MECH_EXISTS},
 };
 
 static int
@@ -273,8 +272,8 @@ spf_parse_directive(struct spf_term *t, const char *p, size_t n,
 		p++, n--;
 		break;
 	}
-	for (name_len = 0; name_len < n && p[name_len] != ':' &&
-	                   p[name_len] != '/';
+	for (name_len = 0;
+	     name_len < n && p[name_len] != ':' && p[name_len] != '/';
 	     name_len++)
 		;
 	for (i = 0; i < sizeof(spf_mechs) / sizeof(spf_mechs[0]); i++) {
@@ -336,8 +335,8 @@ spf_modifier_name(const char *p, size_t n)
 	if (n == 0 || !spf_is_alpha(p[0]))
 		return 0;
 	for (i = 1; i < n; i++) {
-		if (!spf_is_alpha(p[i]) && !spf_is_digit(p[i]) &&
-		    p[i] != '-' && p[i] != '_' && p[i] != '.')
+		if (!spf_is_alpha(p[i]) && !spf_is_digit(p[i]) && p[i] != '-' &&
+		    p[i] != '_' && p[i] != '.')
 			break;
 	}
 	return i < n && p[i] == '=' ? i : 0;
@@ -392,8 +391,8 @@ spf_record_parse(const char *txt, size_t len, const char **why_out)
 		if (txt[i] != ' ' && (i == 6 || txt[i - 1] == ' '))
 			ntok++;
 	}
-	rec = calloc(1, sizeof(*rec) + ntok * sizeof(struct spf_term) + len +
-	                    1);
+	rec =
+	    calloc(1, sizeof(*rec) + ntok * sizeof(struct spf_term) + len + 1);
 	if (rec == NULL) {
 		*why_out = "out of memory";
 		return NULL;

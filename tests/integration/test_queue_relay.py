@@ -4,6 +4,7 @@ runner in its helper process, the SMTP client to a Python sink reached by
 a route; retries, bounces, the local route, restarts."""
 
 import os
+import signal
 import time
 import unittest
 
@@ -269,6 +270,27 @@ class QueueRelayTest(harness.PetrelTestCase):
         self.assertIn("Action: delayed\r\nStatus: 4.4.1", parts[1])
         self.assertIn("Will-Retry-Until:", parts[1])
         self.assertEqual(len(q.queued_ids()), 1)
+
+    def test_reload_keeps_one_runner(self):
+        sink = self.sink()
+        q = QueueServer(self, sink.port)
+        q.enqueue("alice@example.test", ["bob@remote.test"],
+                  make_message("before"))
+        sink.wait_count(1, 30)
+        mark = q.p.log_mark()
+        q.p.signal(signal.SIGHUP)
+        q.p.wait_log("reload: generation 2 accepted", 15, since=mark)
+        # The new helper runs only once the old one let go of the spool.
+        q.p.wait_log("queue: runner started", 15, since=mark)
+        for i in range(5):
+            q.enqueue("alice@example.test", ["bob@remote.test"],
+                      make_message("after %d" % i))
+        sink.wait_count(6, 30)
+        q.wait_empty(10)
+        time.sleep(0.5)
+        subjects = sorted(m.header("Subject") for m in sink.snapshot())
+        self.assertEqual(subjects, ["after %d" % i for i in range(5)] +
+                         ["before"])
 
 
 if __name__ == "__main__":

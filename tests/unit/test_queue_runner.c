@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 
@@ -648,6 +649,38 @@ test_requests(void **state)
 	assert_int_equal(stub_jobs, 2);
 }
 
+static int lock_holder = -1;
+static int64_t lock_release_at;
+
+static bool
+released_and_delivered(void)
+{
+	if (lock_holder >= 0 && ptl_now_ms() >= lock_release_at) {
+		/* Nothing was delivered while another runner held the lock. */
+		assert_int_equal(stub_jobs, 0);
+		close(lock_holder);
+		lock_holder = -1;
+	}
+	return lock_holder < 0 && stub_nseen == 1 && spool_empty();
+}
+
+static void
+test_one_runner_per_spool(void **state)
+{
+	const char *r[] = {"x@lock.test"};
+	char path[512];
+
+	/* As an old generation's runner still draining after a reload. */
+	assert_true(queue_path(path, sizeof(path), qdir, "runner.lock", NULL));
+	lock_holder = open(path, O_RDWR | O_CREAT, 0600);
+	assert_true(lock_holder >= 0);
+	assert_int_equal(flock(lock_holder, LOCK_EX), 0);
+	enqueue("s@example.test", r, 1, "L\r\n", NULL);
+	start_runner();
+	lock_release_at = ptl_now_ms() + 700;
+	assert_true(run_until(released_and_delivered));
+}
+
 int
 main(void)
 {
@@ -668,6 +701,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_inotify_picks_up_new, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_runner_per_spool, setup,
+	                                    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

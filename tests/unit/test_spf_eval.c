@@ -38,15 +38,42 @@ struct zrec {
 	size_t len;        /* TXT with NUL bytes: the length */
 };
 
-#define TXT(n, v)        {n, PTL_DNS_TXT, v, 0}
-#define TXTN(n, v)       {n, PTL_DNS_TXT, v, sizeof(v) - 1}
-#define A(n, v)          {n, PTL_DNS_A, v, 0}
-#define AAAA(n, v)       {n, PTL_DNS_AAAA, v, 0}
-#define MX(n, v)         {n, PTL_DNS_MX, v, 0}
-#define PTR(n, v)        {n, PTL_DNS_PTR, v, 0}
-#define TIMEOUT(n)       {n, Z_TIMEOUT, NULL, 0}
-#define OTHER(n)         {n, Z_OTHER, NULL, 0}
-#define ZEND             {NULL, 0, NULL, 0}
+#define TXT(n, v)                                                              \
+	{                                                                      \
+		n, PTL_DNS_TXT, v, 0                                           \
+	}
+#define TXTN(n, v)                                                             \
+	{                                                                      \
+		n, PTL_DNS_TXT, v, sizeof(v) - 1                               \
+	}
+#define A(n, v)                                                                \
+	{                                                                      \
+		n, PTL_DNS_A, v, 0                                             \
+	}
+#define AAAA(n, v)                                                             \
+	{                                                                      \
+		n, PTL_DNS_AAAA, v, 0                                          \
+	}
+#define MX(n, v)                                                               \
+	{                                                                      \
+		n, PTL_DNS_MX, v, 0                                            \
+	}
+#define PTR(n, v)                                                              \
+	{                                                                      \
+		n, PTL_DNS_PTR, v, 0                                           \
+	}
+#define TIMEOUT(n)                                                             \
+	{                                                                      \
+		n, Z_TIMEOUT, NULL, 0                                          \
+	}
+#define OTHER(n)                                                               \
+	{                                                                      \
+		n, Z_OTHER, NULL, 0                                            \
+	}
+#define ZEND                                                                   \
+	{                                                                      \
+		NULL, 0, NULL, 0                                               \
+	}
 
 /* ---- the fake resolver ------------------------------------------------ */
 
@@ -73,8 +100,8 @@ name_norm(const char *in, char *out, size_t size)
 	if (n >= size)
 		n = size - 1;
 	for (i = 0; i < n; i++)
-		out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32)
-		                                        : in[i];
+		out[i] =
+		    (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
 	out[n] = '\0';
 }
 
@@ -126,13 +153,14 @@ fake_lookup_ptr(void *inst, const struct sockaddr *sa, ptl_dns_fn done,
 
 	if (sa->sa_family == AF_INET) {
 		const uint8_t *b =
-		    (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		    (const uint8_t *)&((const struct sockaddr_in *)sa)
+		        ->sin_addr;
 
 		(void)snprintf(name, sizeof(name), "%u.%u.%u.%u.in-addr.arpa",
 		               b[3], b[2], b[1], b[0]);
 	} else {
-		const uint8_t *b = ((const struct sockaddr_in6 *)sa)
-		                       ->sin6_addr.s6_addr;
+		const uint8_t *b =
+		    ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 
 		for (i = 15; i >= 0; i--) {
 			name[n++] = hex[b[i] & 15];
@@ -215,15 +243,13 @@ fake_answer_one(void)
 		switch (z->type) {
 		case PTL_DNS_A:
 			addrs[n].family = AF_INET;
-			assert_int_equal(inet_pton(AF_INET, z->value,
-			                           &addrs[n].in4),
-			                 1);
+			assert_int_equal(
+			    inet_pton(AF_INET, z->value, &addrs[n].in4), 1);
 			break;
 		case PTL_DNS_AAAA:
 			addrs[n].family = AF_INET6;
-			assert_int_equal(inet_pton(AF_INET6, z->value,
-			                           &addrs[n].in6),
-			                 1);
+			assert_int_equal(
+			    inet_pton(AF_INET6, z->value, &addrs[n].in6), 1);
 			break;
 		case PTL_DNS_MX:
 			mx[n].preference =
@@ -328,7 +354,7 @@ struct tcase {
 	const char *ip;
 	const char *mailfrom;
 	enum spf_result result;
-	int also; /* another acceptable result, or -1 */
+	int also;                /* another acceptable result, or -1 */
 	const char *explanation; /* NULL: not checked; "": none */
 };
 
@@ -375,8 +401,10 @@ static const struct zrec zone_initial[] = {
         "example.com",
         "v=spf1 -all"),
     TXT("hosed.example.com", "v=spf1 a:\xEF\xBB\xBFgarbage.example.net -all"),
-    TXT("hosed2.example.com", "v=spf1 \x80" "a:example.net -all"),
-    TXT("hosed3.example.com", "v=spf1 a:example.net \x96" "all"),
+    TXT("hosed2.example.com", "v=spf1 \x80"
+                              "a:example.net -all"),
+    TXT("hosed3.example.com", "v=spf1 a:example.net \x96"
+                              "all"),
     TXT("nothosed.example.com", "v=spf1 a:example.net -all"),
     TXT("nothosed.example.com", "\x96"),
     TXT("ctrl.example.com", "v=spf1 a:ctrl.example.com\rptr -all"),
@@ -418,8 +446,8 @@ test_initial(void **state)
 	     "foobar@ctrl.example.com", SPF_PERMERROR, ANY, NULL},
 	    {"two-spaces", "hosed", "1.2.3.4", "actually@fine.example.com",
 	     SPF_FAIL, ANY, NULL},
-	    {"timeout", "hosed", "1.2.3.4", "x@example.com", SPF_TEMPERROR,
-	     ANY, NULL},
+	    {"timeout", "hosed", "1.2.3.4", "x@example.com", SPF_TEMPERROR, ANY,
+	     NULL},
 	};
 
 	(void)state;
@@ -437,7 +465,8 @@ static const struct zrec zone_select[] = {
     TXT("example3.com", "v=spf1 mx"),
     MX("example3.com", "0 mail.example1.com"),
     TXT("example1.com", "v=spf1"),
-    TXT("example2.com", "v=spf1" "mx"), /* two strings, joined */
+    TXT("example2.com", "v=spf1"
+                        "mx"), /* two strings, joined */
     A("mail.example1.com", "1.2.3.4"),
     TXT("example4.com", "v=spf1 -all"),
     TXT("example5.com", "v=spf1 -all"),
@@ -608,8 +637,8 @@ test_all_ptr(void **state)
 	     "foo@e5.example.com", SPF_PERMERROR, ANY, NULL},
 	    {"ptr-case-change", "mail.example.com", "2001:db8::1",
 	     "bar@e6.example.com", SPF_PASS, ANY, NULL},
-	    {"ptr-no-ptr", "mail.example.com", "5.6.7.8",
-	     "bar@e7.example.com", SPF_FAIL, ANY, NULL},
+	    {"ptr-no-ptr", "mail.example.com", "5.6.7.8", "bar@e7.example.com",
+	     SPF_FAIL, ANY, NULL},
 	};
 
 	(void)state;
@@ -844,8 +873,8 @@ test_mx(void **state)
 	     "foo@e10.example.com", SPF_PASS, ANY, NULL},
 	    {"mx-bad-domain", "mail.example.com", "1.2.3.4",
 	     "foo@e9.example.com", SPF_PERMERROR, ANY, NULL},
-	    {"mx-nxdomain", "mail.example.com", "1.2.3.4",
-	     "foo@e1.example.com", SPF_FAIL, ANY, NULL},
+	    {"mx-nxdomain", "mail.example.com", "1.2.3.4", "foo@e1.example.com",
+	     SPF_FAIL, ANY, NULL},
 	    {"mx-cidr4-0", "mail.example.com", "1.2.3.4", "foo@e2.example.com",
 	     SPF_PASS, ANY, NULL},
 	    {"mx-cidr4-0-ip6", "mail.example.com", "1234::1",
@@ -870,8 +899,8 @@ test_mx(void **state)
 	     "foo@e12.example.com", SPF_PERMERROR, ANY, NULL},
 	    {"mx-empty", "mail.example.com", "1.2.3.4", "", SPF_NEUTRAL, ANY,
 	     NULL},
-	    {"mx-implicit", "mail.example.com", "1.2.3.4",
-	     "foo@e4.example.com", SPF_NEUTRAL, ANY, NULL},
+	    {"mx-implicit", "mail.example.com", "1.2.3.4", "foo@e4.example.com",
+	     SPF_NEUTRAL, ANY, NULL},
 	    {"mx-empty-domain", "mail.example.com", "1.2.3.4",
 	     "foo@e13.example.com", SPF_PERMERROR, ANY, NULL},
 	};
@@ -918,8 +947,8 @@ test_exists_ip(void **state)
 	     "foo@x1.example.com", SPF_PERMERROR, ANY, NULL},
 	    {"exists-implicit", "mail.example.com", "1.2.3.4",
 	     "foo@x2.example.com", SPF_PERMERROR, ANY, NULL},
-	    {"exists-cidr", "mail.example.com", "1.2.3.4",
-	     "foo@x3.example.com", SPF_PERMERROR, ANY, NULL},
+	    {"exists-cidr", "mail.example.com", "1.2.3.4", "foo@x3.example.com",
+	     SPF_PERMERROR, ANY, NULL},
 	    {"exists-ip4", "mail.example.com", "1.2.3.4", "foo@x4.example.com",
 	     SPF_PASS, ANY, NULL},
 	    {"exists-ip6", "mail.example.com", "CAFE:BABE::3",
@@ -948,8 +977,8 @@ test_exists_ip(void **state)
 	     "foo@e7.example.com", SPF_FAIL, ANY, NULL},
 	    {"bare-ip6", "mail.example.com", "1.2.3.4", "foo@s1.example.com",
 	     SPF_PERMERROR, ANY, NULL},
-	    {"cidr6-0-ip4", "mail.example.com", "1.2.3.4",
-	     "foo@s2.example.com", SPF_NEUTRAL, ANY, NULL},
+	    {"cidr6-0-ip4", "mail.example.com", "1.2.3.4", "foo@s2.example.com",
+	     SPF_NEUTRAL, ANY, NULL},
 	    {"cidr6-ip4", "mail.example.com", "::FFFF:1.2.3.4",
 	     "foo@s2.example.com", SPF_NEUTRAL, ANY, NULL},
 	    {"cidr6-0", "mail.example.com", "DEAF:BABE::CAB:FEE",
@@ -958,8 +987,8 @@ test_exists_ip(void **state)
 	     SPF_PERMERROR, ANY, NULL},
 	    {"cidr6-bad", "mail.example.com", "1.2.3.4", "foo@s4.example.com",
 	     SPF_PERMERROR, ANY, NULL},
-	    {"cidr6-33", "mail.example.com", "CAFE:BABE:8000::",
-	     "foo@s5.example.com", SPF_PASS, ANY, NULL},
+	    {"cidr6-33", "mail.example.com",
+	     "CAFE:BABE:8000::", "foo@s5.example.com", SPF_PASS, ANY, NULL},
 	    {"cidr6-33-ip4", "mail.example.com", "1.2.3.4",
 	     "foo@s5.example.com", SPF_NEUTRAL, ANY, NULL},
 	    {"ip6-bad1", "mail.example.com", "1.2.3.4", "foo@s6.example.com",
@@ -1010,7 +1039,8 @@ static const struct zrec zone_mod[] = {
     TIMEOUT("e21msg.example.com"),
     TXT("e22.example.com", "v=spf1 exp=mail.example.com -all"),
     TXT("nonascii.example.com", "v=spf1 exp=badexp.example.com -all"),
-    TXT("badexp.example.com", "\xEF\xBB\xBF" "Explanation"),
+    TXT("badexp.example.com", "\xEF\xBB\xBF"
+                              "Explanation"),
     TXT("tworecs.example.com", "v=spf1 exp=twoexp.example.com -all"),
     TXT("twoexp.example.com", "one"),
     TXT("twoexp.example.com", "two"),
@@ -1046,8 +1076,8 @@ test_modifiers(void **state)
 	     "Macro Error in implementation"},
 	    {"exp-multiple-txt", "mail.example.com", "1.2.3.4",
 	     "foo@e11.example.com", SPF_FAIL, ANY, ""},
-	    {"exp-no-txt", "mail.example.com", "1.2.3.4",
-	     "foo@e22.example.com", SPF_FAIL, ANY, ""},
+	    {"exp-no-txt", "mail.example.com", "1.2.3.4", "foo@e22.example.com",
+	     SPF_FAIL, ANY, ""},
 	    {"exp-dns-error", "mail.example.com", "1.2.3.4",
 	     "foo@e21.example.com", SPF_FAIL, ANY, ""},
 	    {"exp-empty-domain", "mail.example.com", "1.2.3.4",
@@ -1157,11 +1187,9 @@ test_macros(void **state)
 	    {"trailing-dot-exp", "msgbas2x.cos.example.com", "192.168.218.40",
 	     "test@exp.example.com", SPF_FAIL, ANY, "This is a test."},
 	    {"exp-only-macro-char", "msgbas2x.cos.example.com",
-	     "192.168.218.40", "test@e2.example.com", SPF_PERMERROR, ANY,
-	     NULL},
-	    {"invalid-macro-char", "msgbas2x.cos.example.com",
-	     "192.168.218.40", "test@e1.example.com", SPF_PERMERROR, ANY,
-	     NULL},
+	     "192.168.218.40", "test@e2.example.com", SPF_PERMERROR, ANY, NULL},
+	    {"invalid-macro-char", "msgbas2x.cos.example.com", "192.168.218.40",
+	     "test@e1.example.com", SPF_PERMERROR, ANY, NULL},
 	    {"invalid-embedded-macro-char", "msgbas2x.cos.example.com",
 	     "192.168.218.40", "test@e1e.example.com", SPF_PERMERROR, ANY,
 	     NULL},
@@ -1170,8 +1198,8 @@ test_macros(void **state)
 	     NULL},
 	    {"macro-mania-in-domain", "mail.example.com", "1.2.3.4",
 	     "test@e1a.example.com", SPF_PASS, ANY, NULL},
-	    {"exp-txt-macro-char", "msgbas2x.cos.example.com",
-	     "192.168.218.40", "test@e3.example.com", SPF_FAIL, ANY,
+	    {"exp-txt-macro-char", "msgbas2x.cos.example.com", "192.168.218.40",
+	     "test@e3.example.com", SPF_FAIL, ANY,
 	     "Connections from 192.168.218.40 not authorized."},
 	    {"domain-name-truncation", "msgbas2x.cos.example.com",
 	     "192.168.218.40", "test@somewhat.long.exp.example.com", SPF_FAIL,
@@ -1184,17 +1212,19 @@ test_macros(void **state)
 	     "cafe:babe::1 is queried as 1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
 	     "0.0.0.0.0.0.E.B.A.B.E.F.A.C.ip6.arpa"},
 	    {"undef-macro", "msgbas2x.cos.example.com",
-	     "CAFE:BABE::192.168.218.40", "test@e5.example.com",
-	     SPF_PERMERROR, ANY, NULL},
+	     "CAFE:BABE::192.168.218.40", "test@e5.example.com", SPF_PERMERROR,
+	     ANY, NULL},
 	    {"p-macro-ip4-novalid", "msgbas2x.cos.example.com",
 	     "192.168.218.40", "test@e6.example.com", SPF_FAIL, ANY,
 	     "connect from unknown"},
 	    {"p-macro-ip4-valid", "msgbas2x.cos.example.com", "192.168.218.41",
-	     "test@e6.example.com", SPF_FAIL, ANY, "connect from mx.example.com"},
+	     "test@e6.example.com", SPF_FAIL, ANY,
+	     "connect from mx.example.com"},
 	    {"p-macro-ip6-novalid", "msgbas2x.cos.example.com", "CAFE:BABE::1",
 	     "test@e6.example.com", SPF_FAIL, ANY, "connect from unknown"},
 	    {"p-macro-ip6-valid", "msgbas2x.cos.example.com", "CAFE:BABE::3",
-	     "test@e6.example.com", SPF_FAIL, ANY, "connect from mx.example.com"},
+	     "test@e6.example.com", SPF_FAIL, ANY,
+	     "connect from mx.example.com"},
 	    {"p-macro-multiple", "msgbas2x.cos.example.com", "192.168.218.42",
 	     "test@e7.example.com", SPF_PASS, SPF_SOFTFAIL, NULL},
 	    {"upper-macro", "msgbas2x.cos.example.com", "192.168.218.42",

@@ -121,8 +121,12 @@ static const struct {
     {"v=spf1 unknown", false},
     {"v=spf1 a:ctrl.example.com\rptr -all", false},
     {"v=spf1 a:\xEF\xBB\xBFgarbage.example.net -all", false},
-    {"v=spf1 \x80" "a:example.net -all", false},
-    {"v=spf1 a:example.net \x96" "all", false},
+    {"v=spf1 \x80"
+     "a:example.net -all",
+     false},
+    {"v=spf1 a:example.net \x96"
+     "all",
+     false},
 };
 
 static void
@@ -239,7 +243,8 @@ test_parse_long(void **state)
 	assert_non_null(text);
 	n = (size_t)snprintf(text, 16, "v=spf1");
 	while (n + 16 < SPF_RECORD_MAX)
-		n += (size_t)sprintf(text + n, " ip4:10.0.0.%d", (int)(n % 200));
+		n +=
+		    (size_t)sprintf(text + n, " ip4:10.0.0.%d", (int)(n % 200));
 	rec = spf_record_parse(text, n, &why);
 	assert_non_null(rec);
 	assert_true(rec->nterms > 500);
@@ -370,11 +375,10 @@ test_expand_table(void **state)
 		                    expansions[i].exp, &why) != 0)
 			fail_msg("\"%s\": check failed: %s", expansions[i].in,
 			         why);
-		assert_int_equal(spf_macro_expand(expansions[i].in,
-		                                  strlen(expansions[i].in),
-		                                  expansions[i].exp, &ctx, out,
-		                                  sizeof(out)),
-		                 0);
+		assert_int_equal(
+		    spf_macro_expand(expansions[i].in, strlen(expansions[i].in),
+		                     expansions[i].exp, &ctx, out, sizeof(out)),
+		    0);
 		if (strcmp(out, expansions[i].out) != 0)
 			fail_msg("\"%s\": expected \"%s\", got \"%s\"",
 			         expansions[i].in, expansions[i].out, out);
@@ -410,9 +414,8 @@ test_expand_unknown(void **state)
 	ctx_init(&ctx, &ip4);
 	ctx.ptr_name = NULL;
 	ctx.helo = "";
-	assert_int_equal(spf_macro_expand("%{p}.%{h}", 9, false, &ctx, out,
-	                                  sizeof(out)),
-	                 0);
+	assert_int_equal(
+	    spf_macro_expand("%{p}.%{h}", 9, false, &ctx, out, sizeof(out)), 0);
 	assert_string_equal(out, "unknown.unknown");
 }
 
@@ -424,9 +427,8 @@ test_expand_overflow(void **state)
 
 	(void)state;
 	ctx_init(&ctx, &ip4);
-	assert_int_equal(spf_macro_expand("%{s}", 4, false, &ctx, out,
-	                                  sizeof(out)),
-	                 -1);
+	assert_int_equal(
+	    spf_macro_expand("%{s}", 4, false, &ctx, out, sizeof(out)), -1);
 	assert_int_equal(spf_macro_expand("0123456789abcdef", 16, false, &ctx,
 	                                  out, sizeof(out)),
 	                 -1);
@@ -468,16 +470,15 @@ test_macro_syntax(void **state)
 		bool exp;
 		bool ok;
 	} cases[] = {
-	    {"%{c}", false, false},  {"%{c}", true, true},
-	    {"%{r}", false, false},  {"%{t}", false, false},
-	    {"%{x}", true, false},   {"%{d0}", false, false},
-	    {"%{d", false, false},   {"%{}", false, false},
-	    {"%", false, false},     {"%x", false, false},
-	    {"a b", false, false},   {"a b", true, true},
-	    {"%{dr.-+,/_=}", false, true},
-	    {"%{d2r}", false, true}, {"%{d2R}", false, true},
-	    {"%{drr}", false, false}, {"%{d:}", false, false},
-	    {"\xc3\xa9", true, false},
+	    {"%{c}", false, false},        {"%{c}", true, true},
+	    {"%{r}", false, false},        {"%{t}", false, false},
+	    {"%{x}", true, false},         {"%{d0}", false, false},
+	    {"%{d", false, false},         {"%{}", false, false},
+	    {"%", false, false},           {"%x", false, false},
+	    {"a b", false, false},         {"a b", true, true},
+	    {"%{dr.-+,/_=}", false, true}, {"%{d2r}", false, true},
+	    {"%{d2R}", false, true},       {"%{drr}", false, false},
+	    {"%{d:}", false, false},       {"\xc3\xa9", true, false},
 	};
 	const char *why;
 	size_t i;
@@ -503,15 +504,24 @@ test_domain_spec(void **state)
 		const char *in;
 		bool ok;
 	} cases[] = {
-	    {"example.com", true},     {"example.com.", true},
-	    {"%{d}", true},            {"%{d}.", false},
-	    {"x.%{d}", true},          {"%%", true},
-	    {"%-", true},              {"foo", false},
-	    {"foo.", false},           {".com", true},
-	    {"foo.123", false},        {"foo.1-2", true},
-	    {"foo.-com", false},       {"foo.com-", false},
-	    {"foo.xn--zckzah", true},  {"foo.com/24", false},
-	    {"example.com:8080", false}, {"", false},
+	    {"example.com", true},
+	    {"example.com.", true},
+	    {"%{d}", true},
+	    {"%{d}.", false},
+	    {"x.%{d}", true},
+	    {"%%", true},
+	    {"%-", true},
+	    {"foo", false},
+	    {"foo.", false},
+	    {".com", true},
+	    {"foo.123", false},
+	    {"foo.1-2", true},
+	    {"foo.-com", false},
+	    {"foo.com-", false},
+	    {"foo.xn--zckzah", true},
+	    {"foo.com/24", false},
+	    {"example.com:8080", false},
+	    {"", false},
 	    {"a.b.c..d.com", true},
 	};
 	const char *why;
@@ -537,8 +547,8 @@ test_domain_names(void **state)
 	(void)state;
 	/* Section 7.3: drop labels from the left until 253 fit. */
 	for (i = 0; i < 9; i++)
-		n += (size_t)sprintf(name + n,
-		                     "somewhat.long.exp.example.com.");
+		n +=
+		    (size_t)sprintf(name + n, "somewhat.long.exp.example.com.");
 	(void)sprintf(name + n, "example.com");
 	spf_domain_truncate(name);
 	assert_true(strlen(name) <= SPF_NAME_MAX);
@@ -602,13 +612,13 @@ test_received_field(void **state)
 	(void)strcpy(out.mechanism, "ip4:192.0.2.0/24");
 	spf_received_field(&out, "192.0.2.1", "foo.example.com",
 	                   "mybox.example.org", buf, sizeof(buf));
-	assert_string_equal(buf,
-	                    "pass (mybox.example.org: domain of "
-	                    "myname@example.com designates 192.0.2.1 as "
-	                    "permitted sender) client-ip=192.0.2.1; "
-	                    "envelope-from=myname@example.com; "
-	                    "helo=foo.example.com; receiver=mybox.example.org; "
-	                    "identity=mailfrom; mechanism=\"ip4:192.0.2.0/24\"");
+	assert_string_equal(
+	    buf, "pass (mybox.example.org: domain of "
+	         "myname@example.com designates 192.0.2.1 as "
+	         "permitted sender) client-ip=192.0.2.1; "
+	         "envelope-from=myname@example.com; "
+	         "helo=foo.example.com; receiver=mybox.example.org; "
+	         "identity=mailfrom; mechanism=\"ip4:192.0.2.0/24\"");
 
 	/* Client words that could break the field are quoted or left out. */
 	outcome_init(&out, SPF_PERMERROR, "\"a;b\\\"c)\r\n\"@example.com",
@@ -672,6 +682,74 @@ test_trace_result(void **state)
 	assert_false(spf_dot_atom("a;b@c", true));
 }
 
+/* ---- random inputs ---------------------------------------------------- */
+
+static uint32_t rnd_state = 12345;
+
+static uint32_t
+rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+/*
+ * Mutations of real records and strings over the syntax's alphabet: the
+ * parser and the expansion must never crash (ASan run), and whatever
+ * parses must expand within its bounds.
+ */
+static void
+test_random_records(void **state)
+{
+	static const char alphabet[] = "v=spf1 :/%{}.-+~?ailmxptrsodhcve0123"
+	                               "456789_,=AI\x80\x01\r";
+	struct spf_macro_ctx ctx;
+	char text[300], out[SPF_EXPAND_MAX];
+	struct spf_record *rec;
+	const char *why;
+	size_t i, k, n, base;
+
+	(void)state;
+	ctx_init(&ctx, &ip6);
+	for (i = 0; i < 200000; i++) {
+		if (i % 2 == 0) {
+			base = rnd() % (sizeof(records) / sizeof(records[0]));
+			n = strlen(records[base].text);
+			memcpy(text, records[base].text, n);
+			for (k = rnd() % 4 + 1; k > 0 && n > 0; k--)
+				text[rnd() % n] =
+				    alphabet[rnd() % (sizeof(alphabet) - 1)];
+		} else {
+			n = 7 + rnd() % 60;
+			memcpy(text, "v=spf1 ", 7);
+			for (k = 7; k < n; k++)
+				text[k] =
+				    alphabet[rnd() % (sizeof(alphabet) - 1)];
+		}
+		text[n] = '\0';
+		rec = spf_record_parse(text, n, &why);
+		if (rec == NULL) {
+			assert_non_null(why);
+			continue;
+		}
+		for (k = 0; k < rec->nterms; k++) {
+			const struct spf_term *t = &rec->terms[k];
+
+			if (t->domain_spec != NULL &&
+			    spf_macro_expand(t->domain_spec, t->domain_len,
+			                     false, &ctx, out,
+			                     sizeof(out)) == 0)
+				spf_domain_truncate(out);
+		}
+		spf_record_free(rec);
+		/* Any string as explanation text. */
+		if (spf_macro_check(text, n, true, &why) == 0)
+			assert_int_equal(spf_macro_expand(text, n, true, &ctx,
+			                                  out, sizeof(out)),
+			                 0);
+	}
+}
+
 int
 main(void)
 {
@@ -694,6 +772,7 @@ main(void)
 	    cmocka_unit_test(test_result_names),
 	    cmocka_unit_test(test_received_field),
 	    cmocka_unit_test(test_trace_result),
+	    cmocka_unit_test(test_random_records),
 	};
 
 	if (spf_ip_parse("192.0.2.3", &ip4) != 0 ||
