@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* check_host() of RFC 7208 as a state machine resumed by DNS answers. */
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <petrel/core.h>
 
-#include "spf.h"
+#include "spf_eval_int.h"
 
 /*
  * One evaluation asks at most one DNS question at a time: the state
@@ -27,96 +27,11 @@
  * mechanism and %{p} macro.
  */
 
-enum spf_state {
-	SPF_ST_FETCH, /* look up the record of the current frame */
-	SPF_ST_TERM,  /* evaluate the next term of the current frame */
-	SPF_ST_EXP,   /* fail: find the explanation */
-	SPF_ST_DONE,
-};
-
-enum spf_wait {
-	SPF_W_NONE,
-	SPF_W_TXT,
-	SPF_W_ADDR,   /* "a" */
-	SPF_W_MX,     /* "mx": the MX names */
-	SPF_W_MXADDR, /* "mx": the addresses of one name */
-	SPF_W_EXISTS,
-	SPF_W_PTR,     /* validation: the PTR names */
-	SPF_W_PTRADDR, /* validation: the addresses of one name */
-	SPF_W_EXP,
-};
-
-enum spf_ptr_state {
-	SPF_PTR_NONE,
-	SPF_PTR_RUNNING,
-	SPF_PTR_DONE,
-};
-
-/* What a step of the machine did. */
-enum spf_step {
-	SPF_NEXT, /* go on */
-	SPF_WAIT, /* a question is pending */
-};
-
-struct spf_frame {
-	char domain[SPF_NAME_MAX + 1];
-	struct spf_record *rec;
-	size_t next;       /* the term being evaluated */
-	bool via_redirect; /* "none" from here is a permerror */
-};
-
-/* Frames: one per include level; the lookup limit bounds the nesting. */
-#define SPF_FRAMES (SPF_LOOKUPS_HARD_MAX + 2)
-
-/* Longest explanation TXT record used (section 6.2). */
-#define SPF_EXP_TXT_MAX 1024
-
-struct spf_eval {
-	const struct ptl_resolver_methods *m;
-	void *inst;
-	struct spf_limits lim;
-	struct spf_ip ip;
-	bool ip_ok;
-	char *sender, *local, *sender_domain, *helo, *receiver;
-	int64_t now;
-	struct spf_outcome out;
-
-	struct spf_frame frames[SPF_FRAMES];
-	size_t depth;
-	enum spf_state state;
-	bool counted; /* the current term's lookup has been counted */
-
-	/* The mechanism in progress. */
-	char target[SPF_NAME_MAX + 1];
-	char mx[SPF_NAMES_MAX][SPF_NAME_MAX + 1];
-	size_t nmx, mx_i;
-
-	/* PTR validation (section 5.5). */
-	enum spf_ptr_state ptr_state;
-	char ptr[SPF_NAMES_MAX][SPF_NAME_MAX + 1];
-	bool ptr_valid[SPF_NAMES_MAX];
-	size_t nptr, ptr_i;
-
-	/* The explanation: 0 fetch it, 1 expand ptr_text. */
-	int exp_step;
-	char *exp_text;
-	size_t exp_len;
-
-	struct ptl_dns_query *q;
-	enum spf_wait wait;
-	spf_done_fn done;
-	void *arg;
-	bool in_start, finished;
-};
-
 static void spf_on_dns(const struct ptl_dns_result *res, void *arg);
 
 /* ---- results and errors ---------------------------------------------- */
 
-static void spf_error(struct spf_eval *ev, enum spf_result r, const char *fmt,
-                      ...) PTL_PRINTF(3, 4);
-
-static void
+void
 spf_error(struct spf_eval *ev, enum spf_result r, const char *fmt, ...)
 {
 	va_list ap;
@@ -141,7 +56,7 @@ spf_set_mechanism(struct spf_eval *ev, const char *text, size_t len)
  * softfail; errors end everything through spf_error()). In an include,
  * this decides whether the include term matched (section 5.2).
  */
-static void
+void
 spf_frame_result(struct spf_eval *ev, enum spf_result r, const char *mech,
                  size_t mech_len)
 {
@@ -187,14 +102,14 @@ spf_frame_result(struct spf_eval *ev, enum spf_result r, const char *mech,
 	}
 }
 
-static enum spf_step
+enum spf_step
 spf_matched(struct spf_eval *ev, const struct spf_term *t)
 {
 	spf_frame_result(ev, t->qualifier, t->text, t->text_len);
 	return SPF_NEXT;
 }
 
-static enum spf_step
+enum spf_step
 spf_no_match(struct spf_eval *ev)
 {
 	ev->frames[ev->depth - 1].next++;
@@ -203,7 +118,7 @@ spf_no_match(struct spf_eval *ev)
 }
 
 /* A void lookup (section 4.6.4). @return true when over the limit. */
-static bool
+bool
 spf_void(struct spf_eval *ev)
 {
 	if (++ev->out.voids <= ev->lim.max_void)
@@ -214,38 +129,6 @@ spf_void(struct spf_eval *ev)
 }
 
 /* ---- DNS ---------------------------------------------------------------*/
-
-enum spf_dns_class {
-	SPF_DNS_ANSWER,
-	SPF_DNS_EMPTY,   /* NXDOMAIN or no records: a void lookup */
-	SPF_DNS_INVALID, /* a name the resolver would not ask: no answer */
-	SPF_DNS_ERROR,
-};
-
-static enum spf_dns_class
-spf_dns_class(const struct ptl_dns_result *res)
-{
-	switch (res->status) {
-	case PTL_DNS_OK:
-		return res->count > 0 ? SPF_DNS_ANSWER : SPF_DNS_EMPTY;
-	case PTL_DNS_NXDOMAIN:
-	case PTL_DNS_NODATA:
-		return SPF_DNS_EMPTY;
-	case PTL_DNS_PERMFAIL:
-		if (res->reason != NULL &&
-		    strncmp(res->reason, "invalid name", 12) == 0)
-			return SPF_DNS_INVALID;
-		return SPF_DNS_ERROR;
-	default:
-		return SPF_DNS_ERROR;
-	}
-}
-
-static const char *
-spf_dns_reason(const struct ptl_dns_result *res)
-{
-	return res->reason != NULL ? res->reason : "DNS error";
-}
 
 static enum spf_step
 spf_ask(struct spf_eval *ev, const char *name, enum ptl_dns_type type,
@@ -267,32 +150,6 @@ static enum ptl_dns_type
 spf_addr_type(const struct spf_eval *ev)
 {
 	return ev->ip.family == AF_INET6 ? PTL_DNS_AAAA : PTL_DNS_A;
-}
-
-/* Whether an answer's addresses contain the client within the CIDR. */
-static bool
-spf_addrs_match(const struct spf_eval *ev, const struct ptl_dns_result *res,
-                unsigned cidr4, unsigned cidr6)
-{
-	struct spf_ip a;
-	size_t i;
-
-	for (i = 0; i < res->count; i++) {
-		const struct ptl_dns_addr *d = &res->addrs[i];
-
-		memset(&a, 0, sizeof(a));
-		a.family = d->family;
-		if (d->family == AF_INET)
-			memcpy(a.addr, &d->in4, 4);
-		else if (d->family == AF_INET6)
-			memcpy(a.addr, &d->in6, 16);
-		else
-			continue;
-		if (spf_ip_match(&ev->ip, &a,
-		                 a.family == AF_INET ? cidr4 : cidr6))
-			return true;
-	}
-	return false;
 }
 
 /* ---- PTR validation (section 5.5) ------------------------------------ */
@@ -614,234 +471,6 @@ spf_explain(struct spf_eval *ev)
 	return SPF_NEXT;
 }
 
-/* ---- answers ---------------------------------------------------------- */
-
-static void
-spf_take_txt(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	struct spf_frame *f = &ev->frames[ev->depth - 1];
-	const struct ptl_dns_txt *found = NULL;
-	const char *why = NULL;
-	size_t i, nspf = 0;
-
-	switch (spf_dns_class(res)) {
-	case SPF_DNS_ERROR:
-		spf_error(ev, SPF_TEMPERROR, "TXT %s: %s", f->domain,
-		          spf_dns_reason(res));
-		return;
-	case SPF_DNS_EMPTY:
-	case SPF_DNS_INVALID:
-		spf_frame_result(ev, SPF_NONE, "", 0);
-		return;
-	case SPF_DNS_ANSWER:
-		break;
-	}
-	/* Section 4.5: exactly one record starting "v=spf1". */
-	for (i = 0; i < res->count; i++) {
-		if (spf_record_is_spf(res->txt[i].data, res->txt[i].len)) {
-			found = &res->txt[i];
-			nspf++;
-		}
-	}
-	if (nspf == 0) {
-		spf_frame_result(ev, SPF_NONE, "", 0);
-		return;
-	}
-	if (nspf > 1) {
-		spf_error(ev, SPF_PERMERROR, "%s has %zu SPF records",
-		          f->domain, nspf);
-		return;
-	}
-	f->rec = spf_record_parse(found->data, found->len, &why);
-	if (f->rec == NULL) {
-		if (strcmp(why, "out of memory") == 0)
-			spf_error(ev, SPF_TEMPERROR, "out of memory");
-		else
-			spf_error(ev, SPF_PERMERROR, "record of %s: %s",
-			          f->domain, why);
-		return;
-	}
-	f->next = 0;
-	ev->counted = false;
-	ev->state = SPF_ST_TERM;
-}
-
-static const struct spf_term *
-spf_current_term(const struct spf_eval *ev)
-{
-	const struct spf_frame *f = &ev->frames[ev->depth - 1];
-
-	return &f->rec->terms[f->next];
-}
-
-static void
-spf_take_addr(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	const struct spf_term *t = spf_current_term(ev);
-
-	switch (spf_dns_class(res)) {
-	case SPF_DNS_ERROR:
-		spf_error(ev, SPF_TEMPERROR, "%s: %s", ev->target,
-		          spf_dns_reason(res));
-		return;
-	case SPF_DNS_EMPTY:
-		if (!spf_void(ev))
-			(void)spf_no_match(ev);
-		return;
-	case SPF_DNS_INVALID:
-		(void)spf_no_match(ev);
-		return;
-	case SPF_DNS_ANSWER:
-		break;
-	}
-	if (spf_addrs_match(ev, res, t->cidr4, t->cidr6))
-		(void)spf_matched(ev, t);
-	else
-		(void)spf_no_match(ev);
-}
-
-static void
-spf_take_mx(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	size_t i;
-
-	switch (spf_dns_class(res)) {
-	case SPF_DNS_ERROR:
-		spf_error(ev, SPF_TEMPERROR, "MX %s: %s", ev->target,
-		          spf_dns_reason(res));
-		return;
-	case SPF_DNS_EMPTY:
-		if (!spf_void(ev))
-			(void)spf_no_match(ev);
-		return;
-	case SPF_DNS_INVALID:
-		(void)spf_no_match(ev);
-		return;
-	case SPF_DNS_ANSWER:
-		break;
-	}
-	/* Section 4.6.4: more than 10 MX names is a permerror. */
-	if (res->count > SPF_NAMES_MAX) {
-		spf_error(ev, SPF_PERMERROR, "%s has more than %d MX records",
-		          ev->target, SPF_NAMES_MAX);
-		return;
-	}
-	ev->nmx = 0;
-	ev->mx_i = 0;
-	for (i = 0; i < res->count; i++) {
-		/* A null MX (RFC 7505) names no host. */
-		if (res->mx[i].exchange[0] == '\0' ||
-		    strlen(res->mx[i].exchange) > SPF_NAME_MAX)
-			continue;
-		memcpy(ev->mx[ev->nmx++], res->mx[i].exchange,
-		       strlen(res->mx[i].exchange) + 1);
-	}
-	ev->wait = SPF_W_MXADDR; /* spf_run() asks the first name */
-}
-
-static void
-spf_take_mx_addr(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	const struct spf_term *t = spf_current_term(ev);
-
-	switch (spf_dns_class(res)) {
-	case SPF_DNS_ERROR:
-		spf_error(ev, SPF_TEMPERROR, "%s: %s", ev->mx[ev->mx_i - 1],
-		          spf_dns_reason(res));
-		return;
-	case SPF_DNS_ANSWER:
-		if (spf_addrs_match(ev, res, t->cidr4, t->cidr6)) {
-			(void)spf_matched(ev, t);
-			return;
-		}
-		break;
-	default:
-		break;
-	}
-	ev->wait = SPF_W_MXADDR;
-}
-
-static void
-spf_take_exists(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	switch (spf_dns_class(res)) {
-	case SPF_DNS_ERROR:
-		spf_error(ev, SPF_TEMPERROR, "%s: %s", ev->target,
-		          spf_dns_reason(res));
-		return;
-	case SPF_DNS_EMPTY:
-		if (!spf_void(ev))
-			(void)spf_no_match(ev);
-		return;
-	case SPF_DNS_INVALID:
-		(void)spf_no_match(ev);
-		return;
-	case SPF_DNS_ANSWER:
-		(void)spf_matched(ev, spf_current_term(ev));
-		return;
-	}
-}
-
-static void
-spf_take_ptr(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	size_t i;
-
-	ev->nptr = 0;
-	ev->ptr_i = 0;
-	/* Section 5.5: errors make the mechanism not match. A void
-	 * answer counts when a "ptr" mechanism asked. */
-	if (res->status != PTL_DNS_OK || res->count == 0) {
-		if ((res->status == PTL_DNS_NXDOMAIN ||
-		     res->status == PTL_DNS_NODATA) &&
-		    ev->state == SPF_ST_TERM &&
-		    ev->frames[ev->depth - 1].next <
-		        ev->frames[ev->depth - 1].rec->nterms &&
-		    spf_current_term(ev)->mech == SPF_MECH_PTR && spf_void(ev))
-			return;
-		ev->ptr_state = SPF_PTR_DONE;
-		return;
-	}
-	for (i = 0; i < res->count && ev->nptr < SPF_NAMES_MAX; i++) {
-		if (strlen(res->ptr[i]) > SPF_NAME_MAX)
-			continue;
-		memcpy(ev->ptr[ev->nptr], res->ptr[i], strlen(res->ptr[i]) + 1);
-		ev->ptr_valid[ev->nptr++] = false;
-	}
-	ev->wait = SPF_W_PTRADDR;
-}
-
-static void
-spf_take_ptr_addr(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	/* A name whose lookup fails is skipped (section 5.5). */
-	if (spf_dns_class(res) == SPF_DNS_ANSWER &&
-	    spf_addrs_match(ev, res, 32, 128))
-		ev->ptr_valid[ev->ptr_i - 1] = true;
-	ev->wait = SPF_W_PTRADDR;
-}
-
-static void
-spf_take_exp(struct spf_eval *ev, const struct ptl_dns_result *res)
-{
-	/* Exactly one TXT record, or no explanation (section 6.2). */
-	if (res->status != PTL_DNS_OK || res->count != 1 ||
-	    res->txt[0].len > SPF_EXP_TXT_MAX ||
-	    memchr(res->txt[0].data, '\0', res->txt[0].len) != NULL) {
-		ev->state = SPF_ST_DONE;
-		return;
-	}
-	ev->exp_text = malloc(res->txt[0].len + 1);
-	if (ev->exp_text == NULL) {
-		ev->state = SPF_ST_DONE;
-		return;
-	}
-	memcpy(ev->exp_text, res->txt[0].data, res->txt[0].len);
-	ev->exp_text[res->txt[0].len] = '\0';
-	ev->exp_len = res->txt[0].len;
-	ev->exp_step = 1;
-}
-
 /* ---- the machine ------------------------------------------------------ */
 
 static void
@@ -890,34 +519,7 @@ spf_on_dns(const struct ptl_dns_result *res, void *arg)
 
 	ev->q = NULL;
 	ev->wait = SPF_W_NONE;
-	switch (wait) {
-	case SPF_W_TXT:
-		spf_take_txt(ev, res);
-		break;
-	case SPF_W_ADDR:
-		spf_take_addr(ev, res);
-		break;
-	case SPF_W_MX:
-		spf_take_mx(ev, res);
-		break;
-	case SPF_W_MXADDR:
-		spf_take_mx_addr(ev, res);
-		break;
-	case SPF_W_EXISTS:
-		spf_take_exists(ev, res);
-		break;
-	case SPF_W_PTR:
-		spf_take_ptr(ev, res);
-		break;
-	case SPF_W_PTRADDR:
-		spf_take_ptr_addr(ev, res);
-		break;
-	case SPF_W_EXP:
-		spf_take_exp(ev, res);
-		break;
-	case SPF_W_NONE:
-		break;
-	}
+	spf_answer(ev, wait, res);
 	/* Errors end the evaluation even inside a multi-question step. */
 	if (ev->state == SPF_ST_DONE)
 		ev->wait = SPF_W_NONE;
