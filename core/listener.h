@@ -24,12 +24,12 @@ struct ptl_listener {
 	ptl_accept_fn on_accept;
 	void *arg;
 	struct ptl_instance *inst;
-	struct ptl_cycle *cycle;     /* owner; its tls serves this listener */
+	struct ptl_cycle *cycle;      /* owner; its tls serves this listener */
 	struct sockaddr_storage addr; /* parsed spec.address */
 	socklen_t addrlen;
-	int fd;                 /* bound socket, -1 before bind */
-	struct ptl_io *io;      /* worker: accept watcher */
-	unsigned nconns;        /* worker: open connections from it */
+	int fd;            /* bound socket, -1 before bind */
+	struct ptl_io *io; /* worker: accept watcher */
+	unsigned nconns;   /* worker: open connections from it */
 
 	/* Bookkeeping private to listener.c. */
 	struct ptl_listener *taken_from; /* master: fd came from this one */
@@ -47,7 +47,7 @@ struct ptl_listener {
  * ptl_listeners_close(old).
  */
 int ptl_listeners_bind(struct ptl_cycle *new_cycle, struct ptl_cycle *old_cycle,
-		       struct ptl_error *err);
+                       struct ptl_error *err);
 /* Close every listening socket of @cycle not taken over by a newer one. */
 void ptl_listeners_close(struct ptl_cycle *cycle);
 /*
@@ -64,7 +64,7 @@ int ptl_listeners_start(struct ptl_cycle *cycle, struct ptl_error *err);
 void ptl_listeners_stop(struct ptl_cycle *cycle);
 /* Internal (conn.c): a connection accepted from @l closed its socket. */
 void ptl_listener_conn_closed(struct ptl_listener *l,
-			      const struct sockaddr *peer);
+                              const struct sockaddr *peer);
 
 /* Worker: number of open connections (accepted and outgoing). */
 unsigned ptl_conn_count(void);
@@ -73,7 +73,7 @@ unsigned ptl_conn_count(void);
 void ptl_conn_abort_all(void);
 /* Internal: wrap an accepted socket. Returns NULL on failure (fd closed). */
 struct ptl_conn *ptl_conn_new_accepted(int fd, struct ptl_listener *l,
-				       const struct sockaddr *peer,
-				       socklen_t peerlen);
+                                       const struct sockaddr *peer,
+                                       socklen_t peerlen);
 
 #endif

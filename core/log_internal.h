@@ -21,8 +21,8 @@ void ptl_log_set_process(const char *kind);
 /* Reopen the log file (SIGUSR1, log rotation). */
 int ptl_log_reopen(struct ptl_error *err);
 /* Log with an explicit connection id prefix (used by ptl_conn_log). */
-void ptl_log_with_id(enum ptl_log_level level, const char *id,
-		     const char *fmt, va_list ap);
+void ptl_log_with_id(enum ptl_log_level level, const char *id, const char *fmt,
+                     va_list ap);
 /* Parse "error", "warn", "notice", "info", "debug". -1 if unknown. */
 int ptl_log_level_from_name(const char *name);
 

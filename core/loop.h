@@ -54,8 +54,8 @@ int ptl_task_init(unsigned nthreads, struct ptl_error *err);
 void ptl_task_fini(void);
 
 /* Timer heap internals used by the loop (timer.c). */
-int64_t ptl_timer_next_ms(void);  /* ms until the next timer, -1: none */
-void ptl_timers_run(void);        /* fire due timers */
+int64_t ptl_timer_next_ms(void); /* ms until the next timer, -1: none */
+void ptl_timers_run(void);       /* fire due timers */
 void ptl_timers_fini(void);
 void ptl_loop_update_time(void);
 

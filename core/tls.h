@@ -38,7 +38,7 @@ SSL_CTX *ptl_tls_server_ctx(struct ptl_tls *tls);
  * host name check is set per connection (ptl_conn_starttls_client()).
  */
 SSL_CTX *ptl_tls_client_ctx(int verify, const char *ca_file,
-			    struct ptl_error *err);
+                            struct ptl_error *err);
 /* Free cached client contexts (process exit). */
 void ptl_tls_client_fini(void);
 

@@ -33,12 +33,12 @@ struct ptl_auth_lookup {
 
 /** Completion of an asynchronous lookup. Loop thread. */
 typedef void (*ptl_auth_lookup_fn)(const struct ptl_auth_lookup *res,
-				   void *arg);
+                                   void *arg);
 
 /** Completion of a password check. @p user is the canonical user name
  *  on PTL_AUTH_OK (valid during the call only), else NULL. Loop thread. */
 typedef void (*ptl_auth_verify_fn)(enum ptl_auth_status status,
-				   const char *user, void *arg);
+                                   const char *user, void *arg);
 
 /**
  * Methods of the "auth" service. Every call is made on the loop thread of
@@ -62,8 +62,8 @@ struct ptl_auth_methods {
 	 * Returns PTL_ERROR only for bad arguments.
 	 */
 	int (*lookup)(void *instance, const char *address,
-		      struct ptl_pool *pool, struct ptl_auth_lookup *res_out,
-		      ptl_auth_lookup_fn done, void *arg);
+	              struct ptl_pool *pool, struct ptl_auth_lookup *res_out,
+	              ptl_auth_lookup_fn done, void *arg);
 
 	/**
 	 * Check @p password (not NUL-terminated, @p len bytes) of the login
@@ -75,7 +75,7 @@ struct ptl_auth_methods {
 	 * @return PTL_AGAIN, or PTL_ERROR (out of memory; done not called).
 	 */
 	int (*verify)(void *instance, const char *user, const char *password,
-		      size_t len, ptl_auth_verify_fn done, void *arg);
+	              size_t len, ptl_auth_verify_fn done, void *arg);
 
 	/**
 	 * Cancel every pending verify or lookup started with @p arg (the

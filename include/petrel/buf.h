@@ -47,7 +47,7 @@ ptl_buf_capacity(const struct ptl_buf *b)
  * @return PTL_OK or PTL_ERROR (out of memory).
  */
 PTL_API int ptl_buf_init(struct ptl_buf *b, struct ptl_pool *pool,
-			 size_t capacity) PTL_WUR;
+                         size_t capacity) PTL_WUR;
 
 /** Point @p b at caller-owned storage @p mem of @p capacity bytes. */
 PTL_API void ptl_buf_wrap(struct ptl_buf *b, void *mem, size_t capacity);
@@ -60,7 +60,7 @@ PTL_API void ptl_buf_compact(struct ptl_buf *b);
  * @return PTL_OK, or PTL_AGAIN when they do not fit (nothing appended).
  */
 PTL_API int ptl_buf_append(struct ptl_buf *b, const void *data,
-			   size_t len) PTL_WUR;
+                           size_t len) PTL_WUR;
 
 /** Mark @p n bytes (n <= ptl_buf_len()) as read. Empties reset to start. */
 PTL_API void ptl_buf_consume(struct ptl_buf *b, size_t n);
@@ -76,7 +76,7 @@ PTL_API void ptl_buf_consume(struct ptl_buf *b, size_t n);
  * too long: the caller decides whether to discard it).
  */
 PTL_API int ptl_buf_find_line(const struct ptl_buf *b, size_t max,
-			      size_t *len_out) PTL_WUR;
+                              size_t *len_out) PTL_WUR;
 
 #ifdef __cplusplus
 }

@@ -20,20 +20,20 @@ enum ptl_conf_type {
 	PTL_CONF_STRING = 1, /**< JSON string -> `const char *` */
 	PTL_CONF_INT,        /**< JSON integer -> `int64_t`, within min..max */
 	PTL_CONF_BOOL,       /**< JSON true/false -> `bool` */
-	PTL_CONF_SIZE,       /**< integer bytes or "10k"/"25M"/"1G" -> `uint64_t` */
-	PTL_CONF_DURATION,   /**< integer seconds or "500ms"/"30s"/"5m"/"4h"/"5d"
-				-> `int64_t` milliseconds */
-	PTL_CONF_ENUM,       /**< one of enum_names -> `int` (its index) */
+	PTL_CONF_SIZE, /**< integer bytes or "10k"/"25M"/"1G" -> `uint64_t` */
+	PTL_CONF_DURATION, /**< integer seconds or "500ms"/"30s"/"5m"/"4h"/"5d"
+	                      -> `int64_t` milliseconds */
+	PTL_CONF_ENUM,     /**< one of enum_names -> `int` (its index) */
 	PTL_CONF_STRING_LIST, /**< array of strings -> struct ptl_conf_list of
-				 `const char *` */
-	PTL_CONF_OBJECT,     /**< object parsed with `sub` -> an embedded struct
-				at offset */
+	                         `const char *` */
+	PTL_CONF_OBJECT, /**< object parsed with `sub` -> an embedded struct
+	                    at offset */
 	PTL_CONF_OBJECT_LIST, /**< array of objects parsed with `sub` -> struct
-				 ptl_conf_list of items of `sub_size` bytes */
-	PTL_CONF_ADDRESS,    /**< "host:port", "[v6]:port" or "*:port" ->
-				struct ptl_conf_address */
-	PTL_CONF_JSON,       /**< any JSON value -> `json_t *` (borrowed; valid
-				for the config generation) */
+	                         ptl_conf_list of items of `sub_size` bytes */
+	PTL_CONF_ADDRESS,     /**< "host:port", "[v6]:port" or "*:port" ->
+	                         struct ptl_conf_address */
+	PTL_CONF_JSON,        /**< any JSON value -> `json_t *` (borrowed; valid
+	                         for the config generation) */
 };
 
 /** Key flags. */
@@ -58,27 +58,27 @@ struct ptl_conf_address {
  * err->text set (the core fills err->path).
  */
 typedef int (*ptl_conf_validate_fn)(const json_t *value, void *field,
-				    struct ptl_error *err);
+                                    struct ptl_error *err);
 
 /**
  * One key of a config object. Tables end with an entry whose name is NULL.
  * Unknown keys in the JSON object are errors.
  */
 struct ptl_conf_key {
-	const char *name;          /**< JSON key */
-	enum ptl_conf_type type;   /**< value type (decides the C type) */
-	unsigned flags;            /**< PTL_CONF_REQUIRED */
-	size_t offset;             /**< offsetof() in the target struct */
-	const char *def;           /**< default, written as in a config
-				      ("30s", "10M", "true", "mx"); NULL: none
-				      (the field stays zero) */
-	int64_t min, max;          /**< bounds for INT, SIZE, DURATION (ms),
-				      and list lengths; both 0: no bound */
+	const char *name;              /**< JSON key */
+	enum ptl_conf_type type;       /**< value type (decides the C type) */
+	unsigned flags;                /**< PTL_CONF_REQUIRED */
+	size_t offset;                 /**< offsetof() in the target struct */
+	const char *def;               /**< default, written as in a config
+	                                  ("30s", "10M", "true", "mx"); NULL: none
+	                                  (the field stays zero) */
+	int64_t min, max;              /**< bounds for INT, SIZE, DURATION (ms),
+	                                  and list lengths; both 0: no bound */
 	const char *const *enum_names; /**< NULL-terminated, for ENUM */
 	const struct ptl_conf_key *sub; /**< keys of OBJECT / OBJECT_LIST */
-	size_t sub_size;           /**< item struct size, for OBJECT_LIST */
+	size_t sub_size;               /**< item struct size, for OBJECT_LIST */
 	ptl_conf_validate_fn validate; /**< optional extra check */
-	const char *doc;           /**< one-line description for the docs */
+	const char *doc;               /**< one-line description for the docs */
 };
 
 /**
@@ -90,15 +90,15 @@ struct ptl_conf_key {
  * (e.g. "modules.smtp.listen[1].address") and err->text the reason.
  */
 PTL_API int ptl_conf_parse(const struct ptl_conf_key *keys, const json_t *obj,
-			   void *out, struct ptl_pool *pool, const char *path,
-			   struct ptl_error *err) PTL_WUR;
+                           void *out, struct ptl_pool *pool, const char *path,
+                           struct ptl_error *err) PTL_WUR;
 
 /**
  * Parse a size ("512", "10k", "25M", "1G"; binary multiples) into bytes.
  * @return PTL_OK or PTL_ERROR (err->text says why).
  */
 PTL_API int ptl_conf_parse_size(const char *text, uint64_t *bytes_out,
-				struct ptl_error *err) PTL_WUR;
+                                struct ptl_error *err) PTL_WUR;
 
 /**
  * Parse a duration ("250ms", "30s", "5m", "4h", "5d"; a bare number is
@@ -106,15 +106,15 @@ PTL_API int ptl_conf_parse_size(const char *text, uint64_t *bytes_out,
  * @return PTL_OK or PTL_ERROR.
  */
 PTL_API int ptl_conf_parse_duration(const char *text, int64_t *ms_out,
-				    struct ptl_error *err) PTL_WUR;
+                                    struct ptl_error *err) PTL_WUR;
 
 /**
  * Parse "host:port", "[v6]:port" or "*:port".
  * @return PTL_OK or PTL_ERROR with text "expected \"host:port\"".
  */
 PTL_API int ptl_conf_parse_address(struct ptl_pool *pool, const char *text,
-				   struct ptl_conf_address *out,
-				   struct ptl_error *err) PTL_WUR;
+                                   struct ptl_conf_address *out,
+                                   struct ptl_error *err) PTL_WUR;
 
 #ifdef __cplusplus
 }

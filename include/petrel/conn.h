@@ -52,7 +52,7 @@ enum ptl_conn_event {
 
 /** The handler of one connection. */
 typedef void (*ptl_conn_fn)(struct ptl_conn *c, enum ptl_conn_event ev,
-			    void *arg);
+                            void *arg);
 
 /** TLS mode of a listener. */
 enum ptl_tls_mode {
@@ -62,19 +62,19 @@ enum ptl_tls_mode {
 
 /** Limits of one connection; zero fields take the defaults shown. */
 struct ptl_conn_limits {
-	int64_t idle_timeout_ms;   /**< no input and no output progress for
-				      this long: TIMEOUT (300s); also bounds
-				      a TLS handshake */
-	int64_t total_timeout_ms;  /**< session age limit: TIMEOUT (3600s) */
-	uint64_t max_input_bytes;  /**< input budget; past it: ERROR (1 GiB) */
-	size_t max_line;           /**< longest line read_line accepts,
-				      terminator included (4096; at most
-				      1 MiB) */
-	size_t input_buffer;       /**< read buffer bytes (8 KiB; raised to
-				      max_line + 2 when smaller) */
-	size_t write_high_water;   /**< pending output that pauses reading and
-				      makes ptl_conn_write() return PTL_AGAIN
-				      (64 KiB) */
+	int64_t idle_timeout_ms;  /**< no input and no output progress for
+	                             this long: TIMEOUT (300s); also bounds
+	                             a TLS handshake */
+	int64_t total_timeout_ms; /**< session age limit: TIMEOUT (3600s) */
+	uint64_t max_input_bytes; /**< input budget; past it: ERROR (1 GiB) */
+	size_t max_line;          /**< longest line read_line accepts,
+	                             terminator included (4096; at most
+	                             1 MiB) */
+	size_t input_buffer;      /**< read buffer bytes (8 KiB; raised to
+	                             max_line + 2 when smaller) */
+	size_t write_high_water;  /**< pending output that pauses reading and
+	                             makes ptl_conn_write() return PTL_AGAIN
+	                             (64 KiB) */
 };
 
 /** Called in a worker when a listener accepted @p c. Set its handler. */
@@ -104,13 +104,13 @@ struct ptl_listen_spec {
  * implicit TLS without a certificate).
  */
 PTL_API int ptl_listener_add(struct ptl_instance *inst,
-			     const struct ptl_listen_spec *spec,
-			     ptl_accept_fn on_accept, void *arg,
-			     struct ptl_error *err) PTL_WUR;
+                             const struct ptl_listen_spec *spec,
+                             ptl_accept_fn on_accept, void *arg,
+                             struct ptl_error *err) PTL_WUR;
 
 /** Set the handler that receives @p c's events. */
 PTL_API void ptl_conn_set_handler(struct ptl_conn *c, ptl_conn_fn fn,
-				  void *arg);
+                                  void *arg);
 
 /**
  * Start a non-blocking outgoing TCP connection to @p addr (IPv4 or IPv6
@@ -119,10 +119,10 @@ PTL_API void ptl_conn_set_handler(struct ptl_conn *c, ptl_conn_fn fn,
  * @return the connection, or NULL (err filled).
  */
 PTL_API struct ptl_conn *ptl_conn_connect(const struct sockaddr *addr,
-					  socklen_t addrlen,
-					  const struct ptl_conn_limits *limits,
-					  ptl_conn_fn fn, void *arg,
-					  struct ptl_error *err) PTL_WUR;
+                                          socklen_t addrlen,
+                                          const struct ptl_conn_limits *limits,
+                                          ptl_conn_fn fn, void *arg,
+                                          struct ptl_error *err) PTL_WUR;
 
 /**
  * Read the next complete line (ending in LF) from the input buffer.
@@ -134,7 +134,7 @@ PTL_API struct ptl_conn *ptl_conn_connect(const struct sockaddr *addr,
  * and including the next LF and the caller should answer with an error).
  */
 PTL_API int ptl_conn_read_line(struct ptl_conn *c, const char **line_out,
-			       size_t *len_out) PTL_WUR;
+                               size_t *len_out) PTL_WUR;
 
 /**
  * Borrow the buffered input without consuming it.
@@ -154,10 +154,10 @@ PTL_API void ptl_conn_consume(struct ptl_conn *c, size_t n);
  * high-water mark (nothing is queued), or the connection is closing.
  */
 PTL_API int ptl_conn_write(struct ptl_conn *c, const void *data,
-			   size_t len) PTL_WUR;
+                           size_t len) PTL_WUR;
 /** printf into the write queue; results as ptl_conn_write(). */
 PTL_API int ptl_conn_printf(struct ptl_conn *c, const char *fmt, ...)
-	PTL_PRINTF(2, 3) PTL_WUR;
+    PTL_PRINTF(2, 3) PTL_WUR;
 /** Bytes queued and not yet sent. */
 PTL_API size_t ptl_conn_pending(const struct ptl_conn *c);
 
@@ -177,7 +177,7 @@ PTL_API void ptl_conn_resume(struct ptl_conn *c);
  * @return PTL_OK (handshake started) or PTL_ERROR (err filled).
  */
 PTL_API int ptl_conn_starttls(struct ptl_conn *c,
-			      struct ptl_error *err) PTL_WUR;
+                              struct ptl_error *err) PTL_WUR;
 
 /** Certificate checking of a client-side TLS connection. */
 enum ptl_tls_verify {
@@ -193,9 +193,9 @@ enum ptl_tls_verify {
  * @return PTL_OK or PTL_ERROR.
  */
 PTL_API int ptl_conn_starttls_client(struct ptl_conn *c, const char *sni,
-				     enum ptl_tls_verify verify,
-				     const char *ca_file,
-				     struct ptl_error *err) PTL_WUR;
+                                     enum ptl_tls_verify verify,
+                                     const char *ca_file,
+                                     struct ptl_error *err) PTL_WUR;
 
 /** Whether @p c is encrypted (handshake complete). */
 PTL_API bool ptl_conn_is_tls(const struct ptl_conn *c);
@@ -220,7 +220,7 @@ PTL_API void ptl_conn_abort(struct ptl_conn *c);
 
 /** Replace @p c's timeouts (ms; 0 keeps the current one). */
 PTL_API void ptl_conn_set_timeouts(struct ptl_conn *c, int64_t idle_ms,
-				   int64_t total_ms);
+                                   int64_t total_ms);
 /** Replace the longest line accepted by ptl_conn_read_line() (at most
  * 1 MiB; the input buffer grows when needed). */
 PTL_API void ptl_conn_set_max_line(struct ptl_conn *c, size_t max_line);
@@ -236,7 +236,7 @@ PTL_API const char *ptl_conn_peer_ip(const struct ptl_conn *c);
 PTL_API uint16_t ptl_conn_peer_port(const struct ptl_conn *c);
 /** Peer socket address. */
 PTL_API const struct sockaddr *ptl_conn_peer_addr(const struct ptl_conn *c,
-						  socklen_t *len_out);
+                                                  socklen_t *len_out);
 /** Local address as text and port. */
 PTL_API const char *ptl_conn_local_ip(const struct ptl_conn *c);
 PTL_API uint16_t ptl_conn_local_port(const struct ptl_conn *c);
@@ -247,7 +247,7 @@ PTL_API uint64_t ptl_conn_bytes_in(const struct ptl_conn *c);
  * Log one line prefixed with the connection id (see ptl_log()).
  */
 PTL_API void ptl_conn_log(const struct ptl_conn *c, enum ptl_log_level level,
-			  const char *fmt, ...) PTL_PRINTF(3, 4);
+                          const char *fmt, ...) PTL_PRINTF(3, 4);
 
 #ifdef __cplusplus
 }

@@ -50,14 +50,14 @@ struct ptl_error {
  * @return PTL_ERROR, so callers can write `return ptl_error_set(...)`.
  */
 PTL_API int ptl_error_set(struct ptl_error *err, const char *fmt, ...)
-	PTL_PRINTF(2, 3);
+    PTL_PRINTF(2, 3);
 
 /**
  * Like ptl_error_set() and also records @p path (a JSON path). Any thread.
  * @return PTL_ERROR.
  */
 PTL_API int ptl_error_set_path(struct ptl_error *err, const char *path,
-			       const char *fmt, ...) PTL_PRINTF(3, 4);
+                               const char *fmt, ...) PTL_PRINTF(3, 4);
 
 /**
  * Like ptl_error_set() with ": strerror(errnum)" appended and sys_errno
@@ -65,7 +65,7 @@ PTL_API int ptl_error_set_path(struct ptl_error *err, const char *path,
  * @return PTL_ERROR.
  */
 PTL_API int ptl_error_set_errno(struct ptl_error *err, int errnum,
-				const char *fmt, ...) PTL_PRINTF(3, 4);
+                                const char *fmt, ...) PTL_PRINTF(3, 4);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,7 @@ extern "C" {
  */
 
 /** Readiness bits for ptl_io. */
-#define PTL_IO_READ 0x1u
+#define PTL_IO_READ  0x1u
 #define PTL_IO_WRITE 0x2u
 #define PTL_IO_ERROR 0x4u /**< error or hang-up (always reported) */
 
@@ -31,7 +31,7 @@ typedef void (*ptl_io_fn)(struct ptl_io *io, unsigned events, void *arg);
  * @return the watcher, or NULL (out of memory or epoll failure; errno).
  */
 PTL_API struct ptl_io *ptl_io_add(int fd, unsigned events, ptl_io_fn fn,
-				  void *arg) PTL_WUR;
+                                  void *arg) PTL_WUR;
 /** Change the watched events. @return PTL_OK or PTL_ERROR (errno). */
 PTL_API int ptl_io_modify(struct ptl_io *io, unsigned events) PTL_WUR;
 /** Stop watching and free @p io (not the fd). Safe inside its callback. */
@@ -76,7 +76,7 @@ typedef void (*ptl_task_done_fn)(void *arg);
  * @return PTL_OK, or PTL_ERROR (out of memory: neither callback runs).
  */
 PTL_API int ptl_task_submit(ptl_task_work_fn work, ptl_task_done_fn done,
-			    void *arg) PTL_WUR;
+                            void *arg) PTL_WUR;
 
 /**
  * Whether the process is shutting down (graceful stop or reload): a

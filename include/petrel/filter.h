@@ -231,17 +231,17 @@ struct ptl_filter_verdict {
  */
 struct ptl_filter_trace {
 	size_t struct_size;
-	const char *filter;               /**< module name of the filter */
-	enum ptl_filter_hook hook;        /**< where it was given */
-	enum ptl_filter_action action;    /**< what the session applied
-	                                      (for a failure: the configured
-	                                      on_timeout / on_error action) */
-	unsigned code;                    /**< reply code sent; 0: none */
-	const char *enhanced;             /**< with code; else NULL */
-	const char *text;                 /**< reply text sent; else NULL */
-	const char *result;               /**< the verdict's result; never
-	                                      NULL, "" when none */
-	unsigned flags;                   /**< PTL_FILTER_TRACE_* */
+	const char *filter;            /**< module name of the filter */
+	enum ptl_filter_hook hook;     /**< where it was given */
+	enum ptl_filter_action action; /**< what the session applied
+	                                   (for a failure: the configured
+	                                   on_timeout / on_error action) */
+	unsigned code;                 /**< reply code sent; 0: none */
+	const char *enhanced;          /**< with code; else NULL */
+	const char *text;              /**< reply text sent; else NULL */
+	const char *result;            /**< the verdict's result; never
+	                                   NULL, "" when none */
+	unsigned flags;                /**< PTL_FILTER_TRACE_* */
 };
 
 /**

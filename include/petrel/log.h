@@ -26,7 +26,7 @@ enum ptl_log_level {
  * comparison. Any thread.
  */
 PTL_API void ptl_log(enum ptl_log_level level, const char *fmt, ...)
-	PTL_PRINTF(2, 3);
+    PTL_PRINTF(2, 3);
 
 /** va_list variant of ptl_log(). */
 PTL_API void ptl_logv(enum ptl_log_level level, const char *fmt, va_list ap);
@@ -43,7 +43,7 @@ PTL_API int ptl_log_enabled(enum ptl_log_level level);
  * @return @p out.
  */
 PTL_API char *ptl_log_escape(char *out, size_t out_size, const char *in,
-			     size_t in_len);
+                             size_t in_len);
 
 #ifdef __cplusplus
 }

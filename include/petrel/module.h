@@ -38,14 +38,14 @@ struct ptl_instance;
 
 /** A service name and interface version, as provided or needed. */
 struct ptl_service_ref {
-	const char *name;  /**< e.g. "storage" */
-	unsigned version;  /**< interface version provided / at least needed */
+	const char *name; /**< e.g. "storage" */
+	unsigned version; /**< interface version provided / at least needed */
 };
 
 /** Check the parsed config (cross-field rules). Pure; master only. */
 typedef int (*ptl_check_config_fn)(struct ptl_instance *inst,
-				   const json_t *section, void *conf,
-				   struct ptl_error *err);
+                                   const json_t *section, void *conf,
+                                   struct ptl_error *err);
 /** Lifecycle callback that can fail. */
 typedef int (*ptl_init_fn)(struct ptl_instance *inst, struct ptl_error *err);
 /** Lifecycle callback that cannot fail. */
@@ -104,7 +104,7 @@ struct ptl_module {
 	 * refuses the reload (the old generation stays).
 	 */
 	int (*reload)(struct ptl_instance *old_inst,
-		      struct ptl_instance *new_inst, struct ptl_error *err);
+	              struct ptl_instance *new_inst, struct ptl_error *err);
 	/** Master: the generation is being dropped. */
 	ptl_fini_fn fini_master;
 
@@ -112,9 +112,9 @@ struct ptl_module {
 };
 
 /** Fills the frozen fields of a struct ptl_module initializer. */
-#define PTL_MODULE_HEADER                                                    \
-	.magic = PTL_MODULE_MAGIC, .abi_major = PTL_ABI_MAJOR,               \
-	.abi_minor = PTL_ABI_MINOR,                                           \
+#define PTL_MODULE_HEADER                                                      \
+	.magic = PTL_MODULE_MAGIC, .abi_major = PTL_ABI_MAJOR,                 \
+	.abi_minor = PTL_ABI_MINOR,                                            \
 	.struct_size = (uint32_t)sizeof(struct ptl_module)
 
 /** The module's parsed config struct (conf_size bytes), or NULL. */
@@ -133,10 +133,10 @@ PTL_API void *ptl_instance_data(const struct ptl_instance *inst);
 
 /** Server-wide settings from the "server" section. */
 struct ptl_server_info {
-	const char *hostname;   /**< FQDN this server calls itself */
-	const char *state_dir;  /**< absolute path of the state directory */
-	unsigned workers;       /**< number of worker processes */
-	unsigned worker_index;  /**< this worker's index (0 in master/helpers) */
+	const char *hostname;  /**< FQDN this server calls itself */
+	const char *state_dir; /**< absolute path of the state directory */
+	unsigned workers;      /**< number of worker processes */
+	unsigned worker_index; /**< this worker's index (0 in master/helpers) */
 };
 
 /** Server-wide settings of the current generation. Any process. */
@@ -155,7 +155,7 @@ PTL_API enum ptl_process_kind ptl_process_kind(void);
 
 /** Entry of a helper process, called after every init_worker. */
 typedef int (*ptl_helper_start_fn)(struct ptl_instance *inst, void *arg,
-				   struct ptl_error *err);
+                                   struct ptl_error *err);
 
 /**
  * Ask the master to run a dedicated helper process named @p name (shown
@@ -166,8 +166,8 @@ typedef int (*ptl_helper_start_fn)(struct ptl_instance *inst, void *arg,
  * @return PTL_OK or PTL_ERROR.
  */
 PTL_API int ptl_helper_add(struct ptl_instance *inst, const char *name,
-			   ptl_helper_start_fn start, void *arg,
-			   struct ptl_error *err) PTL_WUR;
+                           ptl_helper_start_fn start, void *arg,
+                           struct ptl_error *err) PTL_WUR;
 
 #ifdef __cplusplus
 }

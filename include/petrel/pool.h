@@ -52,11 +52,11 @@ PTL_API char *ptl_pstrdup(struct ptl_pool *pool, const char *s) PTL_WUR;
 
 /** Copy @p len bytes of @p s into the pool and NUL-terminate. */
 PTL_API char *ptl_pstrndup(struct ptl_pool *pool, const char *s,
-			   size_t len) PTL_WUR;
+                           size_t len) PTL_WUR;
 
 /** printf into pool memory. NULL on OOM. */
 PTL_API char *ptl_psprintf(struct ptl_pool *pool, const char *fmt, ...)
-	PTL_PRINTF(2, 3) PTL_WUR;
+    PTL_PRINTF(2, 3) PTL_WUR;
 
 /**
  * Register @p fn(@p arg) to run when the pool is reset or destroyed
@@ -66,7 +66,7 @@ PTL_API char *ptl_psprintf(struct ptl_pool *pool, const char *fmt, ...)
  * registered and the caller still owns arg).
  */
 PTL_API int ptl_pool_cleanup_add(struct ptl_pool *pool, ptl_cleanup_fn fn,
-				 void *arg) PTL_WUR;
+                                 void *arg) PTL_WUR;
 
 /** Bytes currently held by the pool from the system (for accounting). */
 PTL_API size_t ptl_pool_footprint(const struct ptl_pool *pool);

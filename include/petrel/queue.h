@@ -15,10 +15,10 @@ extern "C" {
 #define PTL_QUEUE_VERSION 1
 
 /** DSN NOTIFY flags of a recipient (RFC 3461); 0: not given. */
-#define PTL_DSN_NOTIFY_NEVER 0x1u
+#define PTL_DSN_NOTIFY_NEVER   0x1u
 #define PTL_DSN_NOTIFY_SUCCESS 0x2u
 #define PTL_DSN_NOTIFY_FAILURE 0x4u
-#define PTL_DSN_NOTIFY_DELAY 0x8u
+#define PTL_DSN_NOTIFY_DELAY   0x8u
 
 /** DSN RET of a message (RFC 3461). */
 enum ptl_dsn_ret {
@@ -43,24 +43,24 @@ struct ptl_queue_rcpt {
 
 /** A message handed to the queue. Every field is copied by enqueue(). */
 struct ptl_queue_message {
-	const char *mail_from;  /**< reverse path; "" for the null sender */
-	const char *envid;      /**< DSN ENVID, or NULL */
-	enum ptl_dsn_ret ret;   /**< DSN RET */
+	const char *mail_from; /**< reverse path; "" for the null sender */
+	const char *envid;     /**< DSN ENVID, or NULL */
+	enum ptl_dsn_ret ret;  /**< DSN RET */
 	enum ptl_body_type body;
-	bool smtputf8;          /**< received with SMTPUTF8 */
+	bool smtputf8; /**< received with SMTPUTF8 */
 	const struct ptl_queue_rcpt *rcpts;
 	size_t nrcpts;
-	int fd;                 /**< message: pread() from offset 0; the
-				   caller keeps it open until the completion
-				   (enqueue() works on a dup() of it, so
-				   after cancel() it may be closed at once) */
+	int fd; /**< message: pread() from offset 0; the
+	           caller keeps it open until the completion
+	           (enqueue() works on a dup() of it, so
+	           after cancel() it may be closed at once) */
 	uint64_t size;
-	const char *prefix;     /**< bytes stored before the message (the
-				   Received: header), may be NULL */
+	const char *prefix; /**< bytes stored before the message (the
+	                       Received: header), may be NULL */
 	size_t prefix_len;
-	const char *auth_user;  /**< authenticated submitter, or NULL */
-	const char *client_ip;  /**< for logs and bounces */
-	int64_t received_at;    /**< wall-clock seconds */
+	const char *auth_user; /**< authenticated submitter, or NULL */
+	const char *client_ip; /**< for logs and bounces */
+	int64_t received_at;   /**< wall-clock seconds */
 };
 
 /** Outcome of enqueue(). */
@@ -75,8 +75,8 @@ enum ptl_queue_status {
  * valid during the call only. Loop thread.
  */
 typedef void (*ptl_queue_done_fn)(enum ptl_queue_status status,
-				  const char *queue_id, const char *reason,
-				  void *arg);
+                                  const char *queue_id, const char *reason,
+                                  void *arg);
 
 /** Methods of the "queue" service. Loop thread of a worker/helper. */
 struct ptl_queue_methods {
@@ -91,7 +91,7 @@ struct ptl_queue_methods {
 	 * done is not called).
 	 */
 	int (*enqueue)(void *instance, const struct ptl_queue_message *m,
-		       ptl_queue_done_fn done, void *arg);
+	               ptl_queue_done_fn done, void *arg);
 
 	/** Do not call done for enqueue()s started with @p arg (the
 	 *  session is gone); a message already being stored may still be

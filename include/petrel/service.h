@@ -33,8 +33,8 @@ struct ptl_service {
  * @return PTL_OK, or PTL_ERROR (undeclared, or already registered).
  */
 PTL_API int ptl_service_register(struct ptl_instance *inst, const char *name,
-				 unsigned version, const void *methods,
-				 void *instance, struct ptl_error *err) PTL_WUR;
+                                 unsigned version, const void *methods,
+                                 void *instance, struct ptl_error *err) PTL_WUR;
 
 /**
  * Find service @p name with interface version >= @p min_version.
@@ -42,7 +42,7 @@ PTL_API int ptl_service_register(struct ptl_instance *inst, const char *name,
  * @return the service (owned by the registry), or NULL.
  */
 PTL_API const struct ptl_service *ptl_service_find(const char *name,
-						   unsigned min_version);
+                                                   unsigned min_version);
 
 #ifdef __cplusplus
 }

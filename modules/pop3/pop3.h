@@ -303,8 +303,11 @@ struct pop3_stream {
 	bool task_pending; /* a pool thread is reading into in[] */
 	ssize_t task_got;  /* its result */
 	int task_errno;
-	bool retr; /* RETR (counted as such), else TOP */
-	char *in;  /* chunk buffers, allocated at the first RETR */
+	bool retr;       /* RETR (counted as such), else TOP */
+	bool finished;   /* the terminator is queued */
+	char status[48]; /* "+OK ..." line sent with the first chunk */
+	size_t status_len;
+	char *in; /* chunk buffers, allocated at the first RETR */
 	char *out;
 	size_t chunk; /* capacity of in[]; out[] holds 2 * chunk + 8 */
 };

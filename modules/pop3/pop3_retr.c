@@ -2,6 +2,7 @@
 /* RETR and TOP: stream a message from storage, byte-stuffed, with backpressure.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,8 +29,14 @@
  * would wait for the disk goes to a pool thread.
  */
 
-/* Slack between the encoder's output and the next unread input octet. */
-#define POP3_RETR_SLACK 8
+/*
+ * Room between the encoder's output and the next unread input octet: the
+ * status line goes in front of the first chunk and ".\r\n" after the
+ * last, so a short message leaves in one write. A lone small write at
+ * the end would become its own TLS record and TCP segment, which Nagle's
+ * algorithm may hold until the client's delayed ACK.
+ */
+#define POP3_RETR_SLACK 64
 
 /* ---- Byte stuffing -------------------------------------------------- */
 
@@ -155,12 +162,11 @@ pop3_retr_fail(struct pop3_session *s, const char *why, int errnum)
 		ptl_conn_abort(s->conn);
 }
 
+/* Everything is queued: the next command may run. */
 static void
-pop3_retr_finish(struct pop3_session *s)
+pop3_retr_done(struct pop3_session *s)
 {
 	struct pop3_stream *st = &s->stream;
-	char tail[8];
-	size_t n;
 
 	close(st->fd);
 	st->fd = -1;
@@ -168,11 +174,6 @@ pop3_retr_finish(struct pop3_session *s)
 		s->n_retr++;
 	else
 		s->n_top++;
-	n = pop3_dot_finish(&st->dot, tail);
-	s->bytes_sent += n;
-	pop3_write(s, tail, n);
-	if (s->phase == POP3_PHASE_CLOSING)
-		return;
 	pop3_session_continue(s);
 }
 
@@ -192,15 +193,25 @@ pop3_retr_work(void *arg)
 	st->task_errno = n < 0 ? errno : 0;
 }
 
-/* Encode and queue @p got octets from in[]. @return false to stop. */
+/*
+ * Encode and queue @p got octets from in[], after the status line if it
+ * is still pending and with the terminator if this was the end.
+ * @return false to stop pumping.
+ */
 static bool
 pop3_retr_send(struct pop3_session *s, size_t got)
 {
 	struct pop3_stream *st = &s->stream;
-	size_t used, n;
+	size_t used, n = st->status_len;
 
-	n = pop3_dot_encode(&st->dot, st->in, got, st->out, &used);
+	memcpy(st->out, st->status, n);
+	st->status_len = 0;
+	n += pop3_dot_encode(&st->dot, st->in, got, st->out + n, &used);
 	st->offset += got;
+	if (st->dot.done || st->offset >= st->size) {
+		n += pop3_dot_finish(&st->dot, st->out + n);
+		st->finished = true;
+	}
 	s->bytes_sent += n;
 	if (n > 0)
 		pop3_write(s, st->out, n);
@@ -284,9 +295,14 @@ pop3_retr_pump(struct pop3_session *s)
 	ssize_t got;
 
 	while (s->phase != POP3_PHASE_CLOSING && !s->blocked) {
-		if (st->dot.done || st->offset >= st->size) {
-			pop3_retr_finish(s);
+		if (st->finished) {
+			pop3_retr_done(s);
 			return;
+		}
+		if (st->offset >= st->size) {
+			/* An empty message: status line and terminator. */
+			(void)pop3_retr_send(s, 0);
+			continue;
 		}
 		got = pop3_retr_read(s);
 		if (got <= 0)
@@ -327,6 +343,7 @@ pop3_retr_opened(const struct ptl_storage_result *res, int fd, void *arg)
 	struct pop3_stream *st = &s->stream;
 	struct statfs sfs;
 	struct stat sb;
+	int n;
 
 	if (s->magic != POP3_SESSION_MAGIC || s->wait != POP3_WAIT_READ) {
 		if (res->status == PTL_STORAGE_OK && fd >= 0)
@@ -369,12 +386,16 @@ pop3_retr_opened(const struct ptl_storage_result *res, int fd, void *arg)
 	                ((unsigned long)sfs.f_type == TMPFS_MAGIC ||
 	                 (unsigned long)sfs.f_type == RAMFS_MAGIC);
 	st->nowait_ok = true;
+	st->finished = false;
 	if (st->retr)
-		pop3_reply(s, "+OK %llu octets", (unsigned long long)st->size);
+		n = snprintf(st->status, sizeof(st->status),
+		             "+OK %llu octets\r\n",
+		             (unsigned long long)st->size);
 	else
-		pop3_reply(s, "+OK top of message follows");
-	if (s->phase == POP3_PHASE_CLOSING)
-		return;
+		n = snprintf(st->status, sizeof(st->status),
+		             "+OK top of message follows\r\n");
+	st->status_len =
+	    n > 0 && (size_t)n < sizeof(st->status) ? (size_t)n : 0;
 	s->wait = POP3_WAIT_STREAM;
 	pop3_retr_pump(s);
 }

@@ -26,8 +26,8 @@ enum relay_tls_policy {
 
 /** Where a job goes when not by MX lookup. */
 struct relay_route {
-	const char *host;      /**< smarthost name or IP; NULL: MX lookup */
-	uint16_t port;         /**< 0: 25 */
+	const char *host; /**< smarthost name or IP; NULL: MX lookup */
+	uint16_t port;    /**< 0: 25 */
 	enum relay_tls_policy tls;
 	const char *ca_file;   /**< for RELAY_TLS_VERIFY; NULL: system */
 	const char *auth_user; /**< AUTH PLAIN to the smarthost, or NULL */
@@ -42,28 +42,28 @@ enum relay_rcpt_status {
 };
 
 struct relay_rcpt {
-	const char *address;  /**< "local@domain" */
-	unsigned notify;      /**< PTL_DSN_NOTIFY_* */
-	const char *orcpt;    /**< or NULL */
+	const char *address; /**< "local@domain" */
+	unsigned notify;     /**< PTL_DSN_NOTIFY_* */
+	const char *orcpt;   /**< or NULL */
 	/* Filled by the engine before done is called: */
 	enum relay_rcpt_status status;
-	char reply[512];      /**< remote reply ("550 5.1.1 ...") or our
-				 own reason ("connect to mx.x: refused"),
-				 printable ASCII, one line */
-	char remote_host[256];/**< host that gave the result, or "" */
+	char reply[512];       /**< remote reply ("550 5.1.1 ...") or our
+	                          own reason ("connect to mx.x: refused"),
+	                          printable ASCII, one line */
+	char remote_host[256]; /**< host that gave the result, or "" */
 };
 
 /** One delivery attempt of one message to one destination. */
 struct relay_job {
 	const char *queue_id;
-	const char *domain;      /**< recipients' domain (lower case) */
+	const char *domain;              /**< recipients' domain (lower case) */
 	const struct relay_route *route; /**< NULL: MX lookup of domain */
-	const char *mail_from;   /**< "" for the null sender */
+	const char *mail_from;           /**< "" for the null sender */
 	const char *envid;
 	enum ptl_dsn_ret ret;
 	enum ptl_body_type body;
 	bool smtputf8;
-	int fd;                  /**< whole message incl. prefix, offset 0 */
+	int fd; /**< whole message incl. prefix, offset 0 */
 	uint64_t size;
 	struct relay_rcpt *rcpts;
 	size_t nrcpts;
@@ -80,8 +80,8 @@ typedef void (*relay_done_fn)(struct relay_job *job, void *arg);
  * parsed config, see queue_conf.h).
  */
 int relay_engine_create(struct ptl_instance *inst, const void *conf,
-			struct relay_engine **engine_out,
-			struct ptl_error *err);
+                        struct relay_engine **engine_out,
+                        struct ptl_error *err);
 void relay_engine_free(struct relay_engine *e);
 
 /**
@@ -90,7 +90,7 @@ void relay_engine_free(struct relay_engine *e);
  * @return PTL_OK, or PTL_ERROR (nothing started, done not called).
  */
 int relay_start(struct relay_engine *e, struct relay_job *job,
-		relay_done_fn done, void *arg);
+                relay_done_fn done, void *arg);
 
 /** Abort every running job (shutdown): each still gets done(), with the
  *  unfinished recipients DEFERRED. */

@@ -41,10 +41,10 @@ struct smtp_listen_conf {
 /** One entry of "filters" (a module name, or an object). */
 struct smtp_filter_conf {
 	const char *module;
-	int64_t timeout;              /* ms; 0: the filter's own, then
-	                                 filter_timeout */
-	int on_timeout;               /* SMTP_FILTER_ON_* */
-	int on_error;                 /* SMTP_FILTER_ON_* */
+	int64_t timeout;                /* ms; 0: the filter's own, then
+	                                   filter_timeout */
+	int on_timeout;                 /* SMTP_FILTER_ON_* */
+	int on_error;                   /* SMTP_FILTER_ON_* */
 	struct ptl_conf_list roles;     /* const char *: role names */
 	struct ptl_conf_list listeners; /* const char *: listen addresses */
 	uint32_t listen_mask;           /* bit i: applies to listen[i] */
@@ -83,9 +83,9 @@ struct smtp_conf {
 	bool vrfy;
 	bool require_fqdn_sender;
 	const char *spool_dir;
-	json_t *filters;              /* the raw "filters" array */
-	int64_t filter_timeout;       /* ms */
-	bool trace_header;            /* add Authentication-Results: */
+	json_t *filters;        /* the raw "filters" array */
+	int64_t filter_timeout; /* ms */
+	bool trace_header;      /* add Authentication-Results: */
 	/* "filters" parsed by smtp_check_config(). */
 	struct smtp_filter_conf *filter_list;
 	size_t nfilter_list;
@@ -262,9 +262,9 @@ struct smtp_txn {
 	struct smtp_edit *edits; /* remove/replace, applied at delivery */
 	size_t nedits;
 	bool discard;
-	const char *folder; /* quarantine folder; NULL: inbox */
-	int eod_step;       /* smtp_eod.c: where end of data is */
-	size_t edits_applied; /* txn edits already in the spool file */
+	const char *folder;        /* quarantine folder; NULL: inbox */
+	int eod_step;              /* smtp_eod.c: where end of data is */
+	size_t edits_applied;      /* txn edits already in the spool file */
 	const char **remote_addrs; /* RELAY hook: remote recipients */
 	size_t nremote_addrs;
 
