@@ -353,6 +353,8 @@ struct pop3_session {
 	/* LIST/UIDL output resumed after DRAINED */
 	bool listing_uidl;
 	size_t listing_next;
+	char listing_head[64]; /* "+OK ..." line sent with the first lines */
+	size_t listing_head_len;
 	/* UPDATE state: what expunge removes; kept until it completes. */
 	size_t *expunge_idx;
 	bool quit; /* QUIT was received */

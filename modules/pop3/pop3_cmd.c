@@ -281,8 +281,12 @@ void
 pop3_listing_pump(struct pop3_session *s)
 {
 	char buf[4096];
-	size_t len = 0;
+	size_t len = s->listing_head_len;
 
+	/* The status line leaves with the first lines: one write, one TLS
+	 * record. */
+	memcpy(buf, s->listing_head, len);
+	s->listing_head_len = 0;
 	while (s->listing_next < s->count) {
 		size_t i = s->listing_next++;
 
@@ -308,6 +312,7 @@ pop3_listing(struct pop3_session *s, const struct pop3_args *a, bool uidl)
 {
 	char line[128];
 	size_t len;
+	int n;
 
 	if (uidl && !s->uids_ok) {
 		pop3_reply(s, "-ERR [SYS/PERM] unique ids are not available");
@@ -325,13 +330,16 @@ pop3_listing(struct pop3_session *s, const struct pop3_args *a, bool uidl)
 		return;
 	}
 	if (uidl)
-		pop3_reply(s, "+OK unique-id listing follows");
+		n = snprintf(s->listing_head, sizeof(s->listing_head),
+		             "+OK unique-id listing follows\r\n");
 	else
-		pop3_reply(
-		    s, "+OK %zu messages (%llu octets)", s->count - s->ndeleted,
+		n = snprintf(
+		    s->listing_head, sizeof(s->listing_head),
+		    "+OK %zu messages (%llu octets)\r\n",
+		    s->count - s->ndeleted,
 		    (unsigned long long)(s->total_size - s->deleted_size));
-	if (s->phase == POP3_PHASE_CLOSING)
-		return;
+	s->listing_head_len =
+	    n > 0 && (size_t)n < sizeof(s->listing_head) ? (size_t)n : 0;
 	s->listing_uidl = uidl;
 	s->listing_next = 0;
 	pop3_session_wait(s, POP3_WAIT_LISTING);

@@ -264,6 +264,26 @@ class StorageFailures(harness.PetrelTestCase):
         with self.s.login_retry() as c:
             self.assertRegex(c.cmd("STAT"), r"^\+OK 1 ")
 
+    def test_empty_and_unterminated_messages(self):
+        for name, data in (("a-empty", b""), ("b-noeol", b"X: 1\n\n.end"),
+                           ("c-dot", b".")):
+            path = os.path.join(self.box, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            self.s.p.chown_run_user(path)
+        with self.s.login() as c:
+            self.assertEqual(c.retr_raw("RETR 1"), ("+OK 0 octets", b""))
+            self.assertEqual(c.retr_raw("TOP 1 5"),
+                             ("+OK top of message follows", b""))
+            self.assertEqual(c.retr_raw("RETR 2"),
+                             ("+OK 10 octets", b"X: 1\r\n\r\n..end\r\n"))
+            self.assertEqual(c.retr_raw("TOP 2 0"),
+                             ("+OK top of message follows",
+                              b"X: 1\r\n\r\n"))
+            self.assertEqual(c.retr_raw("RETR 3"), ("+OK 1 octets",
+                                                    b"..\r\n"))
+            self.assertEqual(c.cmd("NOOP"), "+OK")
+
     def test_invalid_uids_refuse_uidl(self):
         self.s.deliver("alice@example.test", message("one"))
         self.marker(".bad_uids")

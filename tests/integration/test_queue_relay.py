@@ -46,11 +46,14 @@ class QueueRelayTest(harness.PetrelTestCase):
         for m in got:
             self.assertEqual(m.mail_from, "alice@example.test")
             self.assertIn(b"Subject: m", m.data)
+        # The runner logs the removal after the unlink that wait_empty()
+        # sees, so wait for the line rather than read the log at once.
+        for qid in ids:
+            q.p.wait_log("queue: %s: removed (done)" % qid, timeout=10)
         log = q.p.log_text()
         for qid in ids:
             self.assertIn("queue: %s: queued from=<alice@example.test> "
                           "nrcpt=2" % qid, log)
-            self.assertIn("queue: %s: removed (done)" % qid, log)
 
     def test_tempfail_then_success(self):
         tries = {}

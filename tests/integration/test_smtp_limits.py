@@ -323,7 +323,10 @@ class Connections(harness.PetrelTestCase):
     def test_max_connections(self):
         s = SmtpServer(self, roles=("mx",),
                        listen_extra={"mx": {"max_connections": 2}})
-        clients = [s.connect() for _ in range(2)]
+        # The harness's readiness probe may still hold a slot until the
+        # worker has seen it close: retry instead of failing on it.
+        clients = [harness.wait_until(lambda: _try_connect(s.mx), 5,
+                                      "a free slot") for _ in range(2)]
         try:
             other = connect_from(s.mx, "127.0.0.3")
             if other is None:
