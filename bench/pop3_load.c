@@ -67,8 +67,7 @@ static unsigned load_passes = 10;
 static struct sockaddr_in load_addr;
 static SSL_CTX *load_ctx;
 static int load_epoll;
-static unsigned long long n_bytes, n_messages, n_sessions, n_logins,
-	n_errors;
+static unsigned long long n_bytes, n_messages, n_sessions, n_logins, n_errors;
 static const char *last_error = "";
 
 static double
@@ -113,7 +112,7 @@ load_start(struct load_client *c)
 	}
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, (struct sockaddr *)&load_addr, sizeof(load_addr)) <
-		    0 &&
+	        0 &&
 	    errno != EINPROGRESS) {
 		perror("connect");
 		exit(1);
@@ -168,7 +167,7 @@ load_read(struct load_client *c)
 	}
 	if (c->ssl != NULL) {
 		n = SSL_read(c->ssl, c->buf + c->len,
-			     (int)(sizeof(c->buf) - c->len));
+		             (int)(sizeof(c->buf) - c->len));
 		if (n <= 0) {
 			int e = SSL_get_error(c->ssl, (int)n);
 
@@ -266,7 +265,8 @@ load_process(struct load_client *c)
 				return;
 			break;
 		case STEP_USER:
-			snprintf(cmd, sizeof(cmd), "PASS %s\r\n", load_password);
+			snprintf(cmd, sizeof(cmd), "PASS %s\r\n",
+			         load_password);
 			c->step = STEP_PASS;
 			if (!load_send(c, cmd))
 				return;
@@ -400,7 +400,8 @@ main(int argc, char **argv)
 			load_password = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: see the comment in pop3_load.c\n");
+			fprintf(stderr,
+			        "usage: see the comment in pop3_load.c\n");
 			return 2;
 		}
 	}
@@ -426,7 +427,7 @@ main(int argc, char **argv)
 	for (i = 0; i < nclients; i++) {
 		clients[i].fd = -1;
 		snprintf(clients[i].user, sizeof(clients[i].user), format,
-			 (int)(first + i));
+		         (int)(first + i));
 		load_start(&clients[i]);
 	}
 	deadline = load_now() + duration;

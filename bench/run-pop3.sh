@@ -9,7 +9,8 @@
 # usage: bench/run-pop3.sh [BUILD_DIR] [pop3_bench.py options...]
 #   BUILD_DIR  meson build directory (default: build)
 #   options    --users N (50), --messages N (20), --size BYTES (102400),
-#              --duration S (8), --workers N, --only petrel|dovecot, --keep
+#              --duration S (8), --passes N (10), --repeat N (3), --workers N,
+#              --only petrel|dovecot, --keep
 # BENCH_DIR    where the mail is written (default /var/tmp; pick the disk)
 set -euo pipefail
 
