@@ -85,8 +85,19 @@ class SmtpSinkTest(harness.PetrelTestCase):
             for root, _, names in os.walk(dump):
                 files += [os.path.join(root, f) for f in names]
             return files
-        files = harness.wait_until(lambda: len(dumped()) >= n and dumped(),
-                                   60, "%d messages at smtp-sink" % n)
+        def complete():
+            # smtp-sink creates each file before it has written it: wait
+            # until every one holds its body, not just until it exists.
+            files = dumped()
+            if len(files) < n:
+                return None
+            for path in files:
+                with open(path, "rb") as f:
+                    if b"\n.dot line" not in f.read():
+                        return None
+            return files
+        files = harness.wait_until(complete, 60,
+                                   "%d messages at smtp-sink" % n)
         ids = []
         for path in files:
             with open(path, "rb") as f:
