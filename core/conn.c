@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -162,6 +163,16 @@ conn_create(int fd, const struct ptl_conn_limits *limits,
 		return NULL;
 	}
 	c->fd = fd;
+	/*
+	 * Every reply is queued whole and written at once, so Nagle's
+	 * algorithm only adds delay: a reply split over TLS records or over
+	 * two writes would wait for the peer's delayed ACK. Best effort.
+	 */
+	if (peer->sa_family == AF_INET || peer->sa_family == AF_INET6) {
+		int on = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	}
 	if (limits != NULL)
 		c->limits = *limits;
 	conn_limits_normalize(&c->limits);
@@ -286,6 +297,18 @@ conn_fail(struct ptl_conn *c)
 	conn_abort_now(c);
 }
 
+/*
+ * A flush is already scheduled for this loop iteration: it writes at
+ * once and arms EPOLLOUT only if the socket is full, which saves two
+ * epoll_ctl calls around nearly every reply.
+ */
+static bool
+conn_flush_due(const struct ptl_conn *c)
+{
+	return c->kick_scheduled && (c->kick & KICK_FLUSH) != 0 &&
+	       !c->kick_via_timer;
+}
+
 static unsigned
 conn_wanted_events(const struct ptl_conn *c)
 {
@@ -308,13 +331,13 @@ conn_wanted_events(const struct ptl_conn *c)
 	case CONN_TLS_FLUSH_CLEAR:
 		return c->clear_left > 0 ? PTL_IO_WRITE : 0;
 	case CONN_TLS_NONE:
-		if (c->pending > 0)
+		if (c->pending > 0 && !conn_flush_due(c))
 			ev |= PTL_IO_WRITE;
 		if (conn_may_read(c))
 			ev |= PTL_IO_READ;
 		return ev;
 	case CONN_TLS_ACTIVE:
-		if (c->pending > 0)
+		if (c->pending > 0 && !conn_flush_due(c))
 			ev |= c->write_wants_read ? PTL_IO_READ : PTL_IO_WRITE;
 		if (conn_may_read(c))
 			ev |= c->read_wants_write ? PTL_IO_WRITE : PTL_IO_READ;
