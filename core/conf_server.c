@@ -314,7 +314,7 @@ const struct ptl_conf_key ptl_tls_conf_keys[] = {
 };
 
 /* Relative paths are taken from the working directory at startup. */
-int
+PTL_API int
 ptl_conf_path_absolute(struct ptl_pool *pool, const char **path,
                        const char *key, struct ptl_error *err)
 {

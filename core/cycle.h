@@ -191,13 +191,6 @@ void ptl_cycle_set_worker_index(unsigned index);
 int ptl_server_conf_resolve(struct ptl_server_conf *conf, struct ptl_pool *pool,
                             struct ptl_error *err);
 
-/*
- * Make *@path absolute (relative to the working directory), allocating
- * the result from @pool. Errors carry the JSON path @key.
- */
-int ptl_conf_path_absolute(struct ptl_pool *pool, const char **path,
-                           const char *key, struct ptl_error *err);
-
 /* The key table of the top-level "server" and "tls" sections (for docs). */
 extern const struct ptl_conf_key ptl_server_conf_keys[];
 extern const struct ptl_conf_key ptl_tls_conf_keys[];

@@ -34,6 +34,7 @@ loader_min_struct_size(unsigned minor)
 {
 	switch (minor) {
 	case 0:
+	case 1: /* 1.1 added API functions, no descriptor fields */
 		return offsetof(struct ptl_module, reserved) +
 		       sizeof(((struct ptl_module *)0)->reserved);
 	default:

@@ -116,6 +116,21 @@ PTL_API int ptl_conf_parse_address(struct ptl_pool *pool, const char *text,
                                    struct ptl_conf_address *out,
                                    struct ptl_error *err) PTL_WUR;
 
+/**
+ * Make the file name *@p path absolute: a relative one is taken from the
+ * working directory petrel was started in, so that a later chdir() or
+ * chroot() does not change what it names. Call it from a module's
+ * postconfiguration step (which runs before anything changes directory);
+ * the new string is allocated from @p pool, usually the instance's pool.
+ * An absolute name is left as it is. Since ABI 1.1.
+ * @return PTL_OK, or PTL_ERROR with err->path set to @p key (the JSON
+ * path, e.g. "modules.maildir.location") for an empty name, an
+ * unreadable working directory or no memory.
+ */
+PTL_API int ptl_conf_path_absolute(struct ptl_pool *pool, const char **path,
+                                   const char *key,
+                                   struct ptl_error *err) PTL_WUR;
+
 #ifdef __cplusplus
 }
 #endif

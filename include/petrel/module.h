@@ -21,7 +21,7 @@ extern "C" {
  * minor; any change of layout or meaning bumps the major.
  */
 #define PTL_ABI_MAJOR 1
-#define PTL_ABI_MINOR 0
+#define PTL_ABI_MINOR 1
 
 /** The one symbol the loader looks up in a module file. */
 #define PTL_MODULE_SYMBOL "petrel_module"

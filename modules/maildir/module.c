@@ -88,23 +88,12 @@ maildir_check_config(struct ptl_instance *inst, const json_t *section,
                      void *conf_ptr, struct ptl_error *err)
 {
 	struct maildir_conf *conf = conf_ptr;
-	char cwd[PATH_MAX];
-	char *abs;
 
 	if (maildir_parse_mode(conf->create_mode, &conf->dir_mode) != PTL_OK)
 		return ptl_error_set_path(err, "modules.maildir.create_mode",
 		                          "expected an octal mode");
-	if (conf->path[0] == '/')
-		return PTL_OK;
-	/* Resolved once, like server.state_dir, before anything chdir()s. */
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return ptl_error_set_errno(err, errno,
-		                           "cannot resolve relative path");
-	abs = ptl_psprintf(ptl_instance_pool(inst), "%s/%s", cwd, conf->path);
-	if (abs == NULL)
-		return ptl_error_set(err, "out of memory");
-	conf->path = abs;
-	return PTL_OK;
+	return ptl_conf_path_absolute(ptl_instance_pool(inst), &conf->path,
+	                              "modules.maildir.location", err);
 }
 
 static const struct ptl_storage_methods maildir_methods = {

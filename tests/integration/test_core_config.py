@@ -331,9 +331,14 @@ class CommandLine(harness.PetrelTestCase):
         result = self.p.run("-V")
         self.assertExit(result, 0)
         version = project_version()
+        with open(os.path.join(SOURCE_ROOT, "include", "petrel",
+                               "module.h")) as f:
+            header = f.read()
+        abi = [re.search(r"#define PTL_ABI_%s (\d+)" % part, header).group(1)
+               for part in ("MAJOR", "MINOR")]
         self.assertRegex(self.output(result),
-                         r"(?m)^petrel %s \(module ABI 1\.0\)$"
-                         % re.escape(version or r"\S+"))
+                         r"(?m)^petrel %s \(module ABI %s\.%s\)$"
+                         % (re.escape(version or r"\S+"), abi[0], abi[1]))
 
     def test_help(self):
         result = self.p.run("-h")

@@ -49,7 +49,7 @@ class Loader(harness.PetrelTestCase):
 
     def test_abi_minor_too_new(self):
         self.refused("minor_too_new", re.compile(
-            r"%s: ABI minor \d+ is newer than this petrel's 1\.0"
+            r"%s: ABI minor \d+ is newer than this petrel's 1\.\d+"
             % re.escape(self.so("minor_too_new"))))
 
     def test_descriptor_too_small(self):

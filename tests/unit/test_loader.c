@@ -83,8 +83,11 @@ test_bad_major(void **state)
 static void
 test_minor_too_new(void **state)
 {
-	assert_refused("minor_too_new", ".so: ABI minor 1 is newer than this "
-	                                "petrel's 1.0");
+	char phrase[128];
+
+	FMT(phrase, ".so: ABI minor %d is newer than this petrel's 1.%d",
+	    PTL_ABI_MINOR + 1, PTL_ABI_MINOR);
+	assert_refused("minor_too_new", phrase);
 }
 
 static void
@@ -92,8 +95,8 @@ test_small_struct(void **state)
 {
 	char phrase[128];
 
-	FMT(phrase, ".so: descriptor size %zu too small for ABI 1.0",
-	    offsetof(struct ptl_module, reserved));
+	FMT(phrase, ".so: descriptor size %zu too small for ABI 1.%d",
+	    offsetof(struct ptl_module, reserved), PTL_ABI_MINOR);
 	assert_refused("small_struct", phrase);
 }
 
@@ -377,13 +380,14 @@ test_abi_refusals(void **state)
 	assert_abi(&m, PTL_ERROR, text);
 	m = good_descriptor();
 	m.struct_size = (uint32_t)sizeof(m) - 1;
-	FMT(text, "/x/hand.so: descriptor size %zu too small for ABI 1.0",
-	    sizeof(m) - 1);
+	FMT(text, "/x/hand.so: descriptor size %zu too small for ABI 1.%d",
+	    sizeof(m) - 1, PTL_ABI_MINOR);
 	assert_abi(&m, PTL_ERROR, text);
 	m = good_descriptor();
 	m.struct_size = 16;
-	assert_abi(&m, PTL_ERROR,
-	           "/x/hand.so: descriptor size 16 too small for ABI 1.0");
+	FMT(text, "/x/hand.so: descriptor size 16 too small for ABI 1.%d",
+	    PTL_ABI_MINOR);
+	assert_abi(&m, PTL_ERROR, text);
 	m = good_descriptor();
 	m.name = "other";
 	assert_abi(&m, PTL_ERROR,
