@@ -9,6 +9,7 @@
 # usage: bench/run-smtp.sh [BUILD_DIR] [smtp_bench.py options...]
 #   BUILD_DIR  meson build directory (default: build)
 #   options    --scale F (message counts), --idle N (default 1000),
+#              --rounds N (default 3: medians of alternating runs),
 #              --reuse (several messages per session), --workers N, --keep
 # BENCH_DIR    where both servers write (default /var/tmp; pick the disk)
 set -euo pipefail
