@@ -13,6 +13,7 @@
 #include <petrel/event.h>
 #include <petrel/conn.h>
 #include <petrel/auth.h>
+#include <petrel/sasl.h>
 #include <petrel/storage.h>
 
 #endif

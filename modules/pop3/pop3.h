@@ -188,38 +188,6 @@ struct pop3_args {
 /** Split @p raw at runs of spaces into @p out. */
 void pop3_args_split(const char *raw, size_t len, struct pop3_args *out);
 
-/* ---- SASL PLAIN (pop3_auth.c) --------------------------------------- */
-
-/**
- * Strict base64 (RFC 4648 section 4): standard alphabet, padding
- * required, no whitespace, unused bits zero. Empty input decodes to
- * nothing.
- * @return PTL_OK with *@p out_len, or PTL_ERROR (malformed, too long).
- */
-int pop3_base64_decode(const char *in, size_t len, unsigned char *out,
-                       size_t cap, size_t *out_len);
-
-/** Credentials split out of a PLAIN message; pointers into it. */
-struct pop3_plain {
-	const char *user; /* NUL-terminated */
-	const char *pass; /* pass_len bytes, not NUL-terminated */
-	size_t pass_len;
-};
-
-/**
- * Split a decoded RFC 4616 message: [authzid] NUL authcid NUL passwd.
- * Refused: a missing part, empty or over-long name or password, control
- * characters in the name, and an authzid other than empty or the authcid
- * (maddy CVE-2023-27582: an unchecked authzid lets a user act as
- * another).
- * @return PTL_OK or PTL_ERROR.
- */
-int pop3_plain_split(const unsigned char *msg, size_t len,
-                     struct pop3_plain *out);
-
-/** Whether a login name is acceptable: 1..POP3_USER_MAX, no controls. */
-bool pop3_user_name_ok(const char *name, size_t len);
-
 /* ---- Failed logins per client address (pop3_throttle.c) ------------- */
 
 /** Sets x ways: a bounded table, the stalest entry of a set is evicted. */

@@ -14,113 +14,6 @@
 /* One reply for an unknown user and a wrong password (RFC 3206 [AUTH]). */
 #define POP3_AUTH_FAILED "-ERR [AUTH] invalid user name or password"
 
-/* ---- Strict base64 and PLAIN ---------------------------------------- */
-
-/* Value of a base64 digit, or -1. */
-static int
-pop3_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int
-pop3_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
-                   size_t *out_len)
-{
-	size_t i, n = 0, pad = 0;
-
-	if (len % 4 != 0)
-		return PTL_ERROR;
-	if (len > 0 && in[len - 1] == '=')
-		pad = (len > 1 && in[len - 2] == '=') ? 2 : 1;
-	if (len / 4 * 3 - pad > cap)
-		return PTL_ERROR;
-	for (i = 0; i < len; i += 4) {
-		int v[4], k, digits = 4;
-		uint32_t word = 0;
-
-		if (i + 4 == len)
-			digits = 4 - (int)pad;
-		for (k = 0; k < 4; k++) {
-			if (k >= digits) {
-				v[k] = 0;
-				continue;
-			}
-			v[k] = pop3_b64_value((unsigned char)in[i + (size_t)k]);
-			if (v[k] < 0)
-				return PTL_ERROR;
-		}
-		word = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) |
-		       ((uint32_t)v[2] << 6) | (uint32_t)v[3];
-		/* Bits below the last full octet must be zero: one encoded
-		 * string per decoded value. */
-		if ((digits == 2 && (word & 0xffff) != 0) ||
-		    (digits == 3 && (word & 0xff) != 0))
-			return PTL_ERROR;
-		out[n++] = (unsigned char)(word >> 16);
-		if (digits > 2)
-			out[n++] = (unsigned char)(word >> 8);
-		if (digits > 3)
-			out[n++] = (unsigned char)word;
-	}
-	*out_len = n;
-	return PTL_OK;
-}
-
-bool
-pop3_user_name_ok(const char *name, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > POP3_USER_MAX)
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
-int
-pop3_plain_split(const unsigned char *msg, size_t len, struct pop3_plain *out)
-{
-	const unsigned char *nul1, *nul2, *end = msg + len;
-	size_t authz_len, user_len;
-
-	nul1 = memchr(msg, '\0', len);
-	if (nul1 == NULL)
-		return PTL_ERROR;
-	nul2 = memchr(nul1 + 1, '\0', (size_t)(end - nul1 - 1));
-	if (nul2 == NULL)
-		return PTL_ERROR;
-	authz_len = (size_t)(nul1 - msg);
-	user_len = (size_t)(nul2 - nul1 - 1);
-	out->user = (const char *)nul1 + 1;
-	out->pass = (const char *)nul2 + 1;
-	out->pass_len = (size_t)(end - nul2 - 1);
-	if (!pop3_user_name_ok(out->user, user_len))
-		return PTL_ERROR;
-	if (out->pass_len == 0 || out->pass_len > POP3_PASS_MAX ||
-	    memchr(out->pass, '\0', out->pass_len) != NULL)
-		return PTL_ERROR;
-	if (authz_len != 0 &&
-	    (authz_len != user_len || memcmp(msg, out->user, user_len) != 0))
-		return PTL_ERROR;
-	return PTL_OK;
-}
-
 /* ---- Login flow ----------------------------------------------------- */
 
 static void pop3_auth_verified(enum ptl_auth_status status, const char *user,
@@ -364,7 +257,7 @@ void
 pop3_cmd_user(struct pop3_session *s, const struct pop3_args *a)
 {
 	/* Unknown names get "+OK" too: USER must not tell who exists. */
-	if (!pop3_user_name_ok(a->raw, a->raw_len)) {
+	if (!ptl_sasl_name_ok(a->raw, a->raw_len, POP3_USER_MAX)) {
 		pop3_reply(s, "-ERR invalid user name");
 		return;
 	}
@@ -396,23 +289,23 @@ static void
 pop3_auth_plain(struct pop3_session *s, const char *b64, size_t len)
 {
 	unsigned char msg[POP3_SASL_DECODED_MAX];
-	struct pop3_plain creds;
-	size_t n, user_len;
+	struct ptl_sasl_plain creds;
+	size_t n;
 
 	if (len == 1 && b64[0] == '=')
 		len = 0; /* RFC 5034 section 4: "=" is an empty response */
-	if (pop3_base64_decode(b64, len, msg, sizeof(msg), &n) != PTL_OK) {
+	if (ptl_base64_decode(b64, len, msg, sizeof(msg), &n) != PTL_OK) {
 		pop3_reply(s, "-ERR malformed SASL response");
 		return;
 	}
-	if (pop3_plain_split(msg, n, &creds) != PTL_OK) {
+	if (ptl_sasl_plain_split(msg, n, POP3_USER_MAX, POP3_PASS_MAX,
+	                         &creds) != PTL_OK) {
 		explicit_bzero(msg, sizeof(msg));
 		pop3_reply(s, "-ERR [AUTH] malformed PLAIN response or "
 		              "authorization identity not allowed");
 		return;
 	}
-	user_len = strlen(creds.user);
-	memcpy(s->user, creds.user, user_len + 1);
+	memcpy(s->user, creds.user, creds.user_len + 1);
 	s->have_user = true;
 	pop3_login_start(s, creds.pass, creds.pass_len, "PLAIN");
 	explicit_bzero(msg, sizeof(msg));

@@ -146,7 +146,7 @@ static int
 auth_step(struct smtp_session *s, int step, const char *text, size_t len)
 {
 	unsigned char buf[SMTP_SASL_DECODED_MAX + 1];
-	struct smtp_sasl_creds creds;
+	struct ptl_sasl_plain creds;
 	size_t n = 0;
 	int rc;
 
@@ -158,19 +158,21 @@ auth_step(struct smtp_session *s, int step, const char *text, size_t len)
 	}
 	/* "=" is an empty initial response. */
 	if (!(len == 1 && text[0] == '=') &&
-	    smtp_base64_decode(text, len, buf, sizeof(buf) - 1, &n) != PTL_OK) {
+	    ptl_base64_decode(text, len, buf, sizeof(buf) - 1, &n) != PTL_OK) {
 		smtp_session_set_phase(s, SMTP_PHASE_COMMAND);
 		smtp_reply(s, 501, "5.5.2", "Invalid base64 data");
 		return PTL_DECLINED;
 	}
 	switch (step) {
 	case SASL_STEP_PLAIN:
-		if (smtp_sasl_plain(buf, n, &creds) != PTL_OK) {
+		if (ptl_sasl_plain_split(buf, n, SMTP_SASL_USER_MAX,
+		                         SMTP_SASL_PASS_MAX,
+		                         &creds) != PTL_OK) {
 			s->sasl->user[0] = '\0';
 			rc = auth_failed(s);
 			break;
 		}
-		auth_set_user(s, creds.user, strlen(creds.user));
+		auth_set_user(s, creds.user, creds.user_len);
 		rc = auth_verify(s, creds.pass, creds.pass_len);
 		break;
 	case SASL_STEP_LOGIN_USER:

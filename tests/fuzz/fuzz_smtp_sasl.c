@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <petrel/core.h>
+#include <petrel/sasl.h>
 
 #include "smtp_sasl.h"
 
@@ -15,23 +16,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned char *out = malloc(SMTP_SASL_DECODED_MAX + 1);
 	unsigned char *copy = malloc(size + 1);
-	struct smtp_sasl_creds c;
+	struct ptl_sasl_plain c;
 	size_t n;
 
 	if (out == NULL || copy == NULL)
 		abort();
-	if (smtp_base64_decode((const char *)data, size, out,
-	                       SMTP_SASL_DECODED_MAX, &n) == PTL_OK) {
+	if (ptl_base64_decode((const char *)data, size, out,
+	                      SMTP_SASL_DECODED_MAX, &n) == PTL_OK) {
 		if (n > SMTP_SASL_DECODED_MAX || n > size)
 			abort();
-		if (smtp_sasl_plain(out, n, &c) == PTL_OK &&
+		if (ptl_sasl_plain_split(out, n, SMTP_SASL_USER_MAX,
+		                         SMTP_SASL_PASS_MAX, &c) == PTL_OK &&
 		    (c.pass < (const char *)out ||
 		     c.pass + c.pass_len > (const char *)out + n ||
-		     strlen(c.user) == 0))
+		     strlen(c.user) != c.user_len || c.user_len == 0))
 			abort();
 	}
-	memcpy(copy, data, size);
-	(void)smtp_sasl_plain(copy, size, &c);
+	(void)ptl_sasl_plain_split(data, size, SMTP_SASL_USER_MAX,
+	                           SMTP_SASL_PASS_MAX, &c);
 	memcpy(copy, data, size);
 	(void)smtp_sasl_login_user(copy, size);
 	(void)smtp_sasl_login_pass(data, size);
