@@ -283,6 +283,9 @@ queue_job_results(struct queue_job *job)
 		queue_sched_apply(&r->policy, &rule, m->received_ms, now,
 		                  queue_job_outcome(rr->status), &rc->st,
 		                  &expired);
+		/* The next hop has the NOTIFY now: it reports success. */
+		if (rc->st.status == QUEUE_RCPT_DELIVERED && rr->dsn_passed)
+			rc->st.flags |= QUEUE_RCPT_REPORTED;
 		if (queue_sched_warn_due(&r->policy, &rule, m->received_ms, now,
 		                         &rc->st))
 			rc->warn_due = true;

@@ -51,6 +51,11 @@ struct relay_rcpt {
 	                          own reason ("connect to mx.x: refused"),
 	                          printable ASCII, one line */
 	char remote_host[256]; /**< host that gave the result, or "" */
+	/** DELIVERED to a next hop that advertised DSN and got this
+	 *  recipient's NOTIFY (and ORCPT): reporting success is its job
+	 *  now, not ours (RFC 3461 5.2.1); false: a "relayed" report is
+	 *  due for NOTIFY=SUCCESS (5.2.2). */
+	bool dsn_passed;
 };
 
 /** One delivery attempt of one message to one destination. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "relay_idn.h"
 #include "relay_mx.h"
 #include "smtpc.h"
 
@@ -51,6 +52,8 @@ struct relay_delivery {
 	const char *ca_file;
 	uint16_t port;
 	char key[RELAY_KEY_MAX]; /* "" when not reusable */
+	/* The domain as DNS knows it: A-labels for an IDN. */
+	char domain[RELAY_HOST_MAX];
 
 	struct relay_mx mx;
 	bool mx_started;
@@ -216,6 +219,7 @@ delivery_settle(struct relay_delivery *d, size_t i, enum relay_rcpt_status st,
 	struct relay_rcpt *r = &d->job->rcpts[i];
 
 	r->status = st;
+	r->dsn_passed = false;
 	relay_text(r->reply, sizeof(r->reply), "%s", reply);
 	relay_text(r->remote_host, sizeof(r->remote_host), "%s",
 	           remote_host != NULL ? remote_host : "");
@@ -371,7 +375,7 @@ delivery_mx_start(struct relay_delivery *d)
 	struct relay_mx_params p = {
 	    .dns = e->dns,
 	    .dns_inst = e->dns_inst,
-	    .domain = d->job->domain,
+	    .domain = d->domain,
 	    .route_host = route != NULL ? route->host : NULL,
 	    .self = e->helo,
 	    .want_ipv4 = e->conf->ip_version != SMTPC_IP_IPV6,
@@ -466,6 +470,30 @@ delivery_check_envelope(struct relay_delivery *d)
 	return any;
 }
 
+/* An SMTPUTF8 recipient domain in U-labels is looked up by its A-labels
+ * (RFC 6531 3.2; the MX records of "bücher.test" are those of
+ * "xn--bcher-kva.test"). A name that is no valid IDN never will be,
+ * unless a smarthost takes it: then the domain is never looked up. */
+static bool
+delivery_idn(struct relay_delivery *d)
+{
+	const struct relay_route *route = d->job->route;
+	const char *why = NULL;
+	char reply[RELAY_REASON_MAX];
+
+	if (relay_idn_to_ascii(d->job->domain, d->domain, sizeof(d->domain),
+	                       &why))
+		return true;
+	if (route != NULL && route->host != NULL) {
+		relay_text(d->domain, sizeof(d->domain), "%s", d->job->domain);
+		return true;
+	}
+	relay_text(reply, sizeof(reply), "553 5.1.2 bad domain name %s: %s",
+	           d->job->domain, why);
+	delivery_settle_rest(d, RELAY_RCPT_FAILED, reply, NULL);
+	return false;
+}
+
 static void
 delivery_key(struct relay_delivery *d)
 {
@@ -479,7 +507,7 @@ delivery_key(struct relay_delivery *d)
 		             route->auth_user != NULL ? route->auth_user : "");
 	else
 		n = snprintf(d->key, sizeof(d->key), "mx|%s|%u|%d|%s|%s",
-		             d->job->domain, (unsigned)d->port, (int)d->tls,
+		             d->domain, (unsigned)d->port, (int)d->tls,
 		             d->ca_file != NULL ? d->ca_file : "",
 		             route != NULL && route->auth_user != NULL
 		                 ? route->auth_user
@@ -497,6 +525,10 @@ delivery_begin(struct ptl_timer *t, void *arg)
 	struct smtpc_session *s;
 
 	if (!delivery_check_envelope(d)) {
+		delivery_finish(d);
+		return;
+	}
+	if (!delivery_idn(d)) {
 		delivery_finish(d);
 		return;
 	}
@@ -601,6 +633,7 @@ relay_start(struct relay_engine *e, struct relay_job *job, relay_done_fn done,
 		job->rcpts[i].status = RELAY_RCPT_DEFERRED;
 		job->rcpts[i].reply[0] = '\0';
 		job->rcpts[i].remote_host[0] = '\0';
+		job->rcpts[i].dsn_passed = false;
 	}
 	d->next = e->deliveries;
 	if (e->deliveries != NULL)

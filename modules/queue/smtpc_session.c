@@ -217,6 +217,7 @@ session_settle(struct smtpc_session *s, size_t i, enum relay_rcpt_status status,
 	struct relay_rcpt *r = &s->txn.job->rcpts[i];
 
 	r->status = status;
+	r->dsn_passed = false;
 	relay_text(r->reply, sizeof(r->reply), "%s", reply);
 	relay_text(r->remote_host, sizeof(r->remote_host), "%s",
 	           remote ? s->peer : "");
@@ -942,8 +943,14 @@ session_on_data_reply(struct smtpc_session *s, bool premature)
 		s->phase = SMTPC_TXN;
 	}
 	for (k = 0; k < s->norder; k++) {
-		if (s->accepted[k])
-			session_settle(s, s->order[k], st, s->reply.text, true);
+		struct relay_rcpt *r = &s->txn.job->rcpts[s->order[k]];
+
+		if (!s->accepted[k])
+			continue;
+		session_settle(s, s->order[k], st, s->reply.text, true);
+		/* session_send_rcpt gave it NOTIFY (and ORCPT). */
+		r->dsn_passed = st == RELAY_RCPT_DELIVERED &&
+		                (s->caps.ext & SMTPC_EXT_DSN) && r->notify != 0;
 	}
 	session_reason(s, true, "%s", s->reply.text);
 	session_report(s, SMTPC_DONE);

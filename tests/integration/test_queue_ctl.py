@@ -34,6 +34,13 @@ class QueueCtlTest(harness.PetrelTestCase):
                              make_message(subject))
         for r in rcpts:
             self.q.p.wait_log("%s: to=<%s>" % (qid, r), 30, since=mark)
+        # The log line can come before the recipient's new state is in
+        # the spool: wait for what petrelctl reads.
+        want = "0 pending, %d deferred" % len(rcpts)
+        harness.wait_until(
+            lambda: any(qid in line and want in line
+                        for line in self.ctl("list").stdout.splitlines()),
+            15, "%s: %s" % (qid, want))
         return qid
 
     def ctl(self, *args):
