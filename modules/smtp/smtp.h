@@ -212,6 +212,9 @@ struct smtp_command {
 struct smtp_rcpt {
 	const char *address; /* "local@domain" as accepted */
 	bool remote;         /* not a local domain (queue) */
+	/* Local, but NOTIFY=SUCCESS: stored by the queue's local route,
+	 * which sends the "delivered" report (RFC 3461 section 6.2). */
+	bool via_queue;
 	bool utf8;
 	const char **users; /* local: canonical users from the auth service */
 	size_t nusers;
@@ -272,7 +275,7 @@ struct smtp_txn {
 	int64_t received_at;
 	unsigned pending_deliveries;
 	unsigned delivered, tempfailed, permfailed;
-	size_t nremote;    /* recipients handed to the queue */
+	size_t nremote;    /* recipients handed to the queue (via_queue too) */
 	char queue_id[64]; /* the queue's name for them */
 	char fail_reason[160];
 };

@@ -25,6 +25,12 @@ deliver_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static bool
+deliver_stored_here(const struct smtp_rcpt *r)
+{
+	return !r->remote && !r->via_queue;
+}
+
 /* Every local user once, however many recipients or aliases lead there. */
 static const char **
 deliver_users(struct smtp_txn *t, size_t *n_out)
@@ -33,12 +39,13 @@ deliver_users(struct smtp_txn *t, size_t *n_out)
 	size_t total = 0, i, j, n = 0;
 
 	for (i = 0; i < t->nrcpts; i++)
-		total += t->rcpts[i].remote ? 0 : t->rcpts[i].nusers;
+		total +=
+		    deliver_stored_here(&t->rcpts[i]) ? t->rcpts[i].nusers : 0;
 	users = ptl_palloc(t->pool, (total + 1) * sizeof(*users));
 	if (users == NULL)
 		return NULL;
 	for (i = 0; i < t->nrcpts; i++) {
-		if (t->rcpts[i].remote)
+		if (!deliver_stored_here(&t->rcpts[i]))
 			continue;
 		for (j = 0; j < t->rcpts[i].nusers; j++)
 			users[n++] = t->rcpts[i].users[j];
@@ -216,9 +223,9 @@ deliver_filter_headers(struct smtp_txn *t, struct smtp_session *s,
 }
 
 /*
- * Mail for other domains goes to the queue in one piece, with its DSN
- * parameters: from the queue's 250 on, the relay owns retries and
- * bounces.
+ * Mail for other domains (and local recipients that asked for a success
+ * report) goes to the queue in one piece, with its DSN parameters: from
+ * the queue's 250 on, the queue owns retries, bounces and reports.
  */
 static void
 deliver_enqueue(struct smtp_session *s, struct smtp_txn *t)
@@ -244,7 +251,7 @@ deliver_enqueue(struct smtp_session *s, struct smtp_txn *t)
 	}
 	for (i = 0; i < t->nrcpts; i++) {
 		src = &t->rcpts[i];
-		if (!src->remote)
+		if (deliver_stored_here(src))
 			continue;
 		r[n].address = src->address;
 		r[n].notify = (src->params.notify & SMTP_NOTIFY_NEVER
@@ -299,6 +306,7 @@ smtp_deliver_start(struct smtp_session *s)
 	struct ptl_storage_delivery d;
 	const char **users;
 	size_t nusers = 0, i;
+	bool quarantined;
 	int rc;
 
 	if (t->discard || s->discard) {
@@ -309,8 +317,19 @@ smtp_deliver_start(struct smtp_session *s)
 		smtp_txn_free(t);
 		return PTL_OK;
 	}
-	for (i = 0; i < t->nrcpts; i++)
-		t->nremote += t->rcpts[i].remote ? 1 : 0;
+	quarantined = t->folder != NULL || s->folder != NULL;
+	for (i = 0; i < t->nrcpts; i++) {
+		struct smtp_rcpt *r = &t->rcpts[i];
+
+		/*
+		 * Who reports a successful local delivery? The queue does,
+		 * so such a recipient takes its local route (still stored
+		 * before 250: the queue fsyncs before it answers).
+		 */
+		r->via_queue = !r->remote && !quarantined && w->queue != NULL &&
+		               (r->params.notify & SMTP_NOTIFY_SUCCESS) != 0;
+		t->nremote += r->remote || r->via_queue ? 1 : 0;
+	}
 	users = deliver_users(t, &nusers);
 	if (users != NULL && nusers == 0 && t->nremote == 0) {
 		smtp_reply(s, 554, "5.5.1", "No valid recipients");
@@ -351,8 +370,7 @@ smtp_deliver_start(struct smtp_session *s)
 			               "storage refused the delivery");
 	}
 	/* Quarantine means not delivered: the copies stay here. */
-	if (t->nremote > 0 && w->queue != NULL &&
-	    (t->folder != NULL || s->folder != NULL))
+	if (t->nremote > 0 && w->queue != NULL && quarantined)
 		ptl_conn_log(s->conn, PTL_LOG_INFO,
 		             "message %s: quarantined, %zu remote recipients "
 		             "not relayed",

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import unittest
 
 import harness
 import relay_harness as rh
@@ -176,3 +177,59 @@ class RelayDsnTest(harness.PetrelTestCase):
         self.assertIn("Final-Recipient: rfc822; dave@example.test", text)
         self.assertIn("Action: delivered", text)
         self.assertIn("Status: 2.0.0", text)
+
+
+class LocalSuccessReportTest(harness.PetrelTestCase):
+    """RFC 3461 6.2: a local recipient whose RCPT asked NOTIFY=SUCCESS gets
+    its message stored and the sender a "delivered" report, also when the
+    message came in over SMTP (the smtp module hands such recipients to
+    the queue's local route, which stores and reports)."""
+
+    def server(self):
+        return rh.RelayServer(self, dns=rh.Dns(self), mx_port=9)
+
+    def test_delivered_report_for_a_local_recipient(self):
+        s = self.server()
+        mark = s.p.log_mark()
+        msg = smtp_harness.make_message(subject="local dsn",
+                                        body=BODY_MARK + b"\r\n",
+                                        sender=rh.SENDER)
+        s.submit(["bob@example.test", "carol@example.test"], msg,
+                 mail_params=" ENVID=local-42", rcpt_params="")
+        s.submit(["bob@example.test"], msg, mail_params=" ENVID=local-43",
+                 rcpt_params=" NOTIFY=SUCCESS")
+        s.wait_messages("bob@example.test", 2, timeout=20)
+        self.assertEqual(len(s.messages("carol@example.test")), 1)
+        (report,) = s.wait_messages(rh.SENDER, 1, timeout=20)
+        text = report.decode("utf-8", "replace")
+        self.assertIn("multipart/report", text)
+        self.assertIn("Original-Envelope-Id: local-43", text)
+        self.assertIn("Final-Recipient: rfc822; bob@example.test", text)
+        self.assertIn("Action: delivered", text)
+        self.assertIn("Status: 2.0.0", text)
+        # Only the second message went through the queue ...
+        log = s.p.wait_log(" accepted from=<%s>" % rh.SENDER, 5, since=mark,
+                           count=2)
+        accepted = [l for l in log.splitlines() if " accepted from=" in l]
+        self.assertNotIn(" queued=", accepted[0])
+        self.assertIn(" queued=", accepted[1])
+        # ... and the one without NOTIFY=SUCCESS brought no report.
+        self.assertEqual(len(s.messages(rh.SENDER)), 1)
+        for stored in s.messages("bob@example.test"):
+            self.assertIn(BODY_MARK, stored)
+            self.assertTrue(stored.startswith(b"Return-Path: <%s>"
+                                              % rh.SENDER.encode()))
+
+    def test_failure_only_is_stored_directly(self):
+        s = self.server()
+        mark = s.p.log_mark()
+        s.submit(["bob@example.test"], None,
+                 rcpt_params=" NOTIFY=FAILURE,DELAY")
+        s.wait_messages("bob@example.test", 1, timeout=10)
+        log = s.p.wait_log(" accepted from=", 5, since=mark)
+        self.assertNotIn(" queued=", log)
+        self.assertEqual(s.messages(rh.SENDER), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
