@@ -237,6 +237,13 @@ ptl_conn_starttls(struct ptl_conn *c, struct ptl_error *err)
 	return PTL_OK;
 }
 
+PTL_API bool
+ptl_conn_starttls_available(const struct ptl_conn *c)
+{
+	return c->state == CONN_OPEN && c->tls == CONN_TLS_NONE &&
+	       c->server_ctx != NULL;
+}
+
 static bool
 conn_is_ip_literal(const char *s)
 {

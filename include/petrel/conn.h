@@ -179,6 +179,14 @@ PTL_API void ptl_conn_resume(struct ptl_conn *c);
 PTL_API int ptl_conn_starttls(struct ptl_conn *c,
                               struct ptl_error *err) PTL_WUR;
 
+/**
+ * Whether ptl_conn_starttls() can work on @p c: a plaintext, open,
+ * server-side connection of a configuration that has a certificate.
+ * Protocols offer STARTTLS/STLS only then, instead of answering "ready"
+ * and dropping the client. Since ABI 1.1.
+ */
+PTL_API bool ptl_conn_starttls_available(const struct ptl_conn *c);
+
 /** Certificate checking of a client-side TLS connection. */
 enum ptl_tls_verify {
 	PTL_TLS_VERIFY_NONE = 0, /**< encrypt, accept any certificate */

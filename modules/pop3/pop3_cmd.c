@@ -107,7 +107,8 @@ pop3_cmd_capa(struct pop3_session *s, const struct pop3_args *a)
 	pop3_reply(s, "PIPELINING");
 	pop3_reply(s, "EXPIRE NEVER");
 	pop3_reply(s, "IMPLEMENTATION Petrel");
-	if (authz && !s->listener->implicit_tls && !ptl_conn_is_tls(s->conn))
+	if (authz && !s->listener->implicit_tls &&
+	    ptl_conn_starttls_available(s->conn))
 		pop3_reply(s, "STLS");
 	/* RFC 2595 section 4: no password mechanisms before TLS unless
 	 * the network is trusted. */
@@ -125,6 +126,10 @@ pop3_cmd_stls(struct pop3_session *s, const struct pop3_args *a)
 
 	if (s->listener->implicit_tls || ptl_conn_is_tls(s->conn)) {
 		pop3_reply(s, "-ERR TLS is already active");
+		return;
+	}
+	if (!ptl_conn_starttls_available(s->conn)) {
+		pop3_reply(s, "-ERR TLS is not available");
 		return;
 	}
 	/*

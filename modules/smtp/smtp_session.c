@@ -43,7 +43,8 @@ smtp_session_auth_offered(const struct smtp_session *s)
 bool
 smtp_session_starttls_offered(const struct smtp_session *s)
 {
-	return !s->tls && s->w->conf->starttls && !s->w->tls_unavailable;
+	return !s->tls && s->w->conf->starttls && !s->w->tls_unavailable &&
+	       ptl_conn_starttls_available(s->conn);
 }
 
 void

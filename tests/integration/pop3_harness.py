@@ -53,7 +53,7 @@ class Pop3Server:
 
     def __init__(self, testcase, backend="maildir", pop3=None, auth=None,
                  fake_auth=None, extra_modules=None, workers=1,
-                 fake_tempfail=()):
+                 fake_tempfail=(), certificates=True):
         self.testcase = testcase
         self.backend = backend
         self.p = testcase.petrel()
@@ -70,10 +70,13 @@ class Pop3Server:
         os.chmod(self.msg_dir, 0o755)
         self.serial = 0
 
+        # Without certificates there is no implicit-TLS listener.
+        listen = [{"address": "127.0.0.1:%d" % self.plain}]
+        if certificates:
+            listen.append({"address": "127.0.0.1:%d" % self.tls,
+                           "tls": "implicit"})
         section = {
-            "listen": [{"address": "127.0.0.1:%d" % self.plain},
-                       {"address": "127.0.0.1:%d" % self.tls,
-                        "tls": "implicit"}],
+            "listen": listen,
             "auth_failure_delay": "50ms",
             "auth_failure_delay_max": "400ms",
         }
@@ -112,12 +115,15 @@ class Pop3Server:
         else:
             raise ValueError(backend)
         modules.update(extra_modules or {})
-        cfg = self.p.config(
-            modules=modules, workers=workers,
-            tls={"certificates": [{"cert": self.cert, "key": self.key}]})
+        tls = None
+        if certificates:
+            tls = {"certificates": [{"cert": self.cert, "key": self.key}]}
+        cfg = self.p.config(modules=modules, workers=workers, tls=tls)
         self.p.write_config(cfg)
-        self.p.start(wait_ports=[self.plain, self.tls, self.inject_port],
-                     wait_log="worker 0 started")
+        ports = [self.plain, self.inject_port]
+        if certificates:
+            ports.append(self.tls)
+        self.p.start(wait_ports=ports, wait_log="worker 0 started")
 
     # -- mailbox content
 

@@ -466,5 +466,21 @@ class SqliteProtocol(Protocol, harness.PetrelTestCase):
     BACKEND = "sqlite"
 
 
+class NoCertificates(harness.PetrelTestCase):
+    """Without certificates STLS is neither offered nor accepted:
+    "+OK begin TLS negotiation" followed by a dropped connection would
+    leave the client guessing."""
+
+    def test_stls_not_offered(self):
+        s = Pop3Server(self, certificates=False)
+        with s.connect() as c:
+            self.assertNotIn("STLS", c.capa())
+            self.assertEqual(c.cmd("STLS"), "-ERR TLS is not available")
+            # Still talking, and still no login without TLS.
+            self.assertEqual(c.cmd("USER alice@example.test"),
+                             "-ERR [AUTH] TLS required: use STLS")
+            self.assertEqual(c.cmd("QUIT"), "+OK bye")
+
+
 if __name__ == "__main__":
     unittest.main()
