@@ -33,47 +33,17 @@ usage: pop3_bench.py --build BUILD_DIR [--users N] [--messages N]
 Environment: BENCH_DIR picks the disk (default /var/tmp); CC.
 """
 
-import argparse
-import json
 import os
 import pwd
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+import benchlib
+from benchlib import RUN_USER, harness, run
 
-import harness  # noqa: E402  (free_port, wait_port)
-
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-RUN_USER = "nobody"
+DOVECOT = benchlib.tool("dovecot")
 DOMAIN = "example.test"
 PASSWORD = "bench password"
-
-_cleanups = []
-
-
-def cleanup():
-    while _cleanups:
-        fn = _cleanups.pop()
-        try:
-            fn()
-        except Exception as e:  # keep cleaning up
-            print("# cleanup: %s" % e, file=sys.stderr)
-
-
-def run(argv, check=True, **kwargs):
-    result = subprocess.run(argv, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, timeout=120,
-                            **kwargs)
-    if check and result.returncode != 0:
-        raise RuntimeError("%s failed: %s" % (argv[0], result.stderr))
-    return result
 
 
 def user_name(i):
@@ -108,13 +78,10 @@ def make_content(scratch, users, messages, size):
         os.chown(root, pw.pw_uid, pw.pw_gid)
         for name in files:
             os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
-    hashed = run(["openssl", "passwd", "-6", "-stdin"],
-                 input=PASSWORD + "\n").stdout.strip()
     users_file = os.path.join(scratch, "users.passwd")
-    with open(users_file, "w") as f:
-        for u in range(1, users + 1):
-            f.write("%s:{SHA512-CRYPT}%s\n" % (user_name(u), hashed))
-    os.chmod(users_file, 0o644)
+    benchlib.write_passwd(users_file,
+                          [user_name(u) for u in range(1, users + 1)],
+                          PASSWORD)
     cert = os.path.join(scratch, "cert.pem")
     key = os.path.join(scratch, "key.pem")
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -126,55 +93,28 @@ def make_content(scratch, users, messages, size):
 
 # ------------------------------------------------------------- servers
 
-class Petrel:
+class Petrel(benchlib.Petrel):
     name = "petrel"
 
     def __init__(self, build, scratch, mail, users_file, cert, key,
                  workers):
-        self.dir = os.path.join(scratch, "petrel")
-        os.makedirs(os.path.join(self.dir, "state"))
-        pw = pwd.getpwnam(RUN_USER)
-        os.chown(os.path.join(self.dir, "state"), pw.pw_uid, pw.pw_gid)
+        d = benchlib.make_dir(os.path.join(scratch, "petrel"))
+        state = benchlib.make_dir(os.path.join(d, "state"), run_user=True)
         self.plain = harness.free_port()
         self.tls = harness.free_port()
-        cfg = {
-            "server": {"hostname": "bench.example.test",
-                       "user": RUN_USER, "workers": workers,
-                       "state_dir": os.path.join(self.dir, "state"),
-                       "log": {"level": "notice"}},
-            "tls": {"certificates": [{"cert": cert, "key": key}]},
-            "modules": {
-                "passwd": {"file": users_file},
-                "maildir": {"location": os.path.join(mail,
-                                                     "%d/%n/Maildir")},
-                "pop3": {
-                    "listen": [{"address": "127.0.0.1:%d" % self.plain},
-                               {"address": "127.0.0.1:%d" % self.tls,
-                                "tls": "implicit"}],
-                    "plaintext_auth_networks": ["127.0.0.1"],
-                    "max_per_ip": 0, "max_connections": 0}}}
-        conf = os.path.join(self.dir, "petrel.json")
-        with open(conf, "w") as f:
-            json.dump(cfg, f, indent=1)
-        self.log = open(os.path.join(self.dir, "petrel.log"), "ab")
-        self.proc = subprocess.Popen(
-            [os.path.join(build, "petrel"), "-c", conf, "-M",
-             os.path.join(build, "modules")],
-            stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        _cleanups.append(self.stop)
-        harness.wait_port(self.plain, proc=self.proc)
-        harness.wait_port(self.tls, proc=self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
+        cfg = benchlib.petrel_config(state, workers, {
+            "passwd": {"file": users_file},
+            "maildir": {"location": os.path.join(mail, "%d/%n/Maildir")},
+            "pop3": {
+                "listen": [{"address": "127.0.0.1:%d" % self.plain},
+                           {"address": "127.0.0.1:%d" % self.tls,
+                            "tls": "implicit"}],
+                "plaintext_auth_networks": ["127.0.0.1"],
+                "max_per_ip": 0, "max_connections": 0}},
+            hostname="bench.example.test", log_level="notice")
+        cfg["tls"] = {"certificates": [{"cert": cert, "key": key}]}
+        super().__init__(build, d, cfg, [self.plain, self.tls],
+                         stop_timeout=15.0)
 
 
 class Dovecot:
@@ -244,7 +184,7 @@ service anvil {{
         if rc != 0:
             raise RuntimeError("dovecot did not start (status %d); see "
                                "%s/dovecot.log" % (rc, self.dir))
-        _cleanups.append(self.stop)
+        benchlib.at_cleanup(self.stop)
         harness.wait_port(self.plain)
         harness.wait_port(self.tls)
 
@@ -261,7 +201,7 @@ def build_load(scratch):
     exe = os.path.join(scratch, "pop3_load")
     cc = os.environ.get("CC", "cc")
     run([cc, "-O2", "-D_GNU_SOURCE", "-o", exe,
-         os.path.join(HERE, "pop3_load.c"), "-lssl", "-lcrypto"])
+         os.path.join(benchlib.HERE, "pop3_load.c"), "-lssl", "-lcrypto"])
     return exe
 
 
@@ -299,8 +239,7 @@ def measure(load, kind, port, use_tls, nusers, duration, passes):
 # ----------------------------------------------------------------- main
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", required=True)
+    ap = benchlib.arg_parser(__doc__)
     ap.add_argument("--users", type=int, default=50,
                     help="concurrent clients, one mailbox each (50)")
     ap.add_argument("--messages", type=int, default=20,
@@ -326,12 +265,7 @@ def main():
         sys.exit("pop3_bench.py: dovecot missing: apt-get install "
                  "dovecot-pop3d (the system instance is not started)")
     build = os.path.abspath(args.build)
-    base = os.environ.get("BENCH_DIR", "/var/tmp")
-    scratch = tempfile.mkdtemp(prefix="petrel-pop3-bench-", dir=base)
-    os.chmod(scratch, 0o755)
-    if not args.keep:
-        _cleanups.insert(0, lambda: shutil.rmtree(scratch,
-                                                  ignore_errors=True))
+    scratch = benchlib.scratch_dir("petrel-pop3-bench-", args.keep)
     try:
         mail, users_file, cert, key = make_content(
             scratch, args.users, args.messages, args.size)
@@ -388,7 +322,7 @@ def main():
                   % (label, "%.1f" % p if p is not None else "-",
                      "%.1f" % d if d is not None else "-", ratio))
     finally:
-        cleanup()
+        benchlib.cleanup()
         if args.keep:
             print("# kept %s" % scratch)
 

@@ -23,81 +23,30 @@ own config_directory and queue_directory under a scratch directory and is
 stopped at the end).
 
 usage: smtp_bench.py --build BUILD_DIR [--scale F] [--idle N] [--reuse]
-                     [--rounds N]
-                     [--keep] [--only petrel|postfix]
+                     [--rounds N] [--latency N] [--workers N] [--keep]
 Environment: BENCH_DIR picks the disk (default /var/tmp).
 """
 
-import argparse
-import atexit
-import json
 import os
 import pwd
 import resource
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+import benchlib
+from benchlib import harness
 
-import harness  # noqa: E402  (free_port, wait_port, children)
-from smtp_harness import hash_password  # noqa: E402
-
-SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
-POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"
-RUN_USER = "nobody"
 DOMAIN = "example.test"
 USER = "bench@" + DOMAIN
+SENDER = "bench@example.org"
+HELO = "client.example.org"
 
 # Messages per measurement, before --scale: {size: {sessions: count}}.
 COUNTS = {2048: {1: 400, 10: 1500, 100: 3000},
           102400: {1: 200, 10: 600, 100: 1000}}
 SIZES = (2048, 102400)
 SESSIONS = (1, 10, 100)
-
-_cleanups = []
-
-
-def cleanup():
-    while _cleanups:
-        fn = _cleanups.pop()
-        try:
-            fn()
-        except Exception as e:  # keep cleaning up
-            print("# cleanup: %s" % e, file=sys.stderr)
-
-
-def run(argv, timeout=600, check=True, **kwargs):
-    result = subprocess.run(argv, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL,
-                            **kwargs)
-    if check and result.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s%s" % (
-            " ".join(argv), result.returncode, result.stdout,
-            result.stderr))
-    return result
-
-
-def message_file(path, size, marker):
-    """A message for smtp-source -F of about size bytes on the wire."""
-    lines = ["From: <bench@example.org>", "To: <%s>" % USER,
-             "Subject: bench %s" % marker, "", marker]
-    i = 0
-    while sum(len(l) + 2 for l in lines) < size - 20:
-        lines.append("line %06d %s" % (i, "b" * 64))
-        i += 1
-    lines.append(marker)
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.chmod(path, 0o644)
 
 
 def maildir_new(base):
@@ -131,18 +80,6 @@ def check_marker(base, marker, sample=20):
             raise RuntimeError("message %s is not intact" % name)
 
 
-def smtp_source(port, count, sessions, msgfile, reuse):
-    argv = [SMTP_SOURCE, "-s", str(sessions), "-m", str(count),
-            "-F", msgfile, "-f", "bench@example.org", "-t", USER,
-            "-M", "client.example.org", "-C", "5"]
-    if reuse:
-        argv.append("-d")
-    argv.append("127.0.0.1:%d" % port)
-    start = time.monotonic()
-    run(argv, timeout=1800)
-    return time.monotonic() - start
-
-
 def wait_count(base, count, timeout, what):
     deadline = time.monotonic() + timeout
     while count_new(base) < count:
@@ -167,200 +104,60 @@ def memory_kib(pids):
     return rss, pss
 
 
-# ---------------------------------------------------------------- Petrel
+# ------------------------------------------------------------- servers
 
-class PetrelServer:
+class PetrelServer(benchlib.Petrel):
+    """Petrel taking mail for DOMAIN into a Maildir per user under
+    self.mail, its workers up."""
 
     def __init__(self, build, scratch, workers):
-        self.dir = os.path.join(scratch, "petrel")
-        os.mkdir(self.dir)
-        os.chmod(self.dir, 0o755)
-        self.mail = os.path.join(self.dir, "mail")
-        state = os.path.join(self.dir, "state")
-        for d in (self.mail, state):
-            os.mkdir(d, 0o755)
-            chown_run_user(d)
+        d = benchlib.make_dir(os.path.join(scratch, "petrel"))
+        self.mail = benchlib.make_dir(os.path.join(d, "mail"),
+                                      run_user=True)
+        state = benchlib.make_dir(os.path.join(d, "state"), run_user=True)
         self.port = harness.free_port()
-        passwd = os.path.join(self.dir, "users.passwd")
-        with open(passwd, "w") as f:
-            f.write("%s:{SHA512-CRYPT}%s\n" % (USER, hash_password("x")))
-        os.chmod(passwd, 0o644)
-        cfg = {
-            "server": {"hostname": "mail.example.test", "state_dir": state,
-                       "workers": workers, "user": RUN_USER,
-                       "shutdown_timeout": "3s",
-                       "log": {"level": "info"}},
-            "modules": {
-                "passwd": {"file": passwd},
-                "maildir": {"location": os.path.join(self.mail,
-                                                     "%d/%n/Maildir")},
-                "smtp": {"hostname": "mail.example.test",
-                         "local_domains": [DOMAIN],
-                         "listen": [{"address": "127.0.0.1:%d" % self.port,
-                                     "role": "mx",
-                                     "max_connections": 100000,
-                                     "max_per_ip": 100000}]}}}
-        self.conf = os.path.join(self.dir, "petrel.json")
-        with open(self.conf, "w") as f:
-            json.dump(cfg, f, indent=2)
-        self.log = open(os.path.join(self.dir, "petrel.log"), "ab")
-        self.proc = subprocess.Popen(
-            [os.path.join(build, "petrel"), "-c", self.conf, "-M",
-             os.path.join(build, "modules")],
-            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        _cleanups.append(self.stop)
-        harness.wait_port(self.port, 15, proc=self.proc)
-        harness.wait_until(lambda: len(harness.children(self.proc.pid))
-                           >= workers, 15, "petrel workers")
-
-    def workers(self):
-        return harness.children(self.proc.pid)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.proc.wait(5)
-        self.log.close()
+        passwd = os.path.join(d, "users.passwd")
+        benchlib.write_passwd(passwd, [USER], "x")
+        cfg = benchlib.petrel_config(state, workers, {
+            "passwd": {"file": passwd},
+            "maildir": {"location": os.path.join(self.mail,
+                                                 "%d/%n/Maildir")},
+            "smtp": {"hostname": "mail.example.test",
+                     "local_domains": [DOMAIN],
+                     "listen": [benchlib.mx_listener(self.port)]}},
+            shutdown_timeout="3s")
+        super().__init__(build, d, cfg, [self.port])
+        harness.wait_until(lambda: len(self.workers()) >= workers, 15,
+                           "petrel workers")
 
 
-# --------------------------------------------------------------- Postfix
-
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-meta_directory = /etc/postfix
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mail.example.test
-mydomain = example.test
-myorigin = example.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-local_recipient_maps =
-relay_domains =
-alias_maps =
-alias_database =
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = reject_unauth_destination
-virtual_mailbox_domains = example.test
-virtual_mailbox_base = {dir}/mail
-virtual_mailbox_maps = hash:{dir}/conf/vmailbox
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{gid}
-virtual_minimum_uid = 1
-maillog_file = {dir}/maillog
-# 100 concurrent sessions from one address: lift anvil's per-client cap
-# (default 50) and allow enough smtpd processes (default 100).
-smtpd_client_connection_count_limit = 0
-default_process_limit = 300
-biff = no
-"""
-
-
-class PostfixServer:
+class PostfixServer(benchlib.Postfix):
+    """Postfix delivering DOMAIN to virtual Maildirs under self.mail as
+    RUN_USER."""
 
     def __init__(self, scratch):
-        self.dir = os.path.join(scratch, "postfix")
-        self.conf = os.path.join(self.dir, "conf")
-        self.mail = os.path.join(self.dir, "mail")
-        for d in (self.dir, self.conf, os.path.join(self.dir, "queue"),
-                  os.path.join(self.dir, "data"), self.mail):
-            os.mkdir(d, 0o755)
-        pw = pwd.getpwnam("postfix")
-        os.chown(os.path.join(self.dir, "data"), pw.pw_uid, pw.pw_gid)
-        chown_run_user(self.mail)
-        run_pw = pwd.getpwnam(RUN_USER)
-        self.port = harness.free_port()
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            f.write(MAIN_CF.format(dir=self.dir, uid=run_pw.pw_uid,
-                                   gid=run_pw.pw_gid))
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(port=self.port))
-        vmailbox = os.path.join(self.conf, "vmailbox")
-        with open(vmailbox, "w") as f:
-            # A trailing "/" selects Maildir delivery.
-            f.write("%s %s/bench/Maildir/\n" % (USER, DOMAIN))
-        run([POSTMAP, "-c", self.conf, vmailbox])
-        run([POSTFIX, "-c", self.conf, "check"])
-        run([POSTFIX, "-c", self.conf, "start"])
-        _cleanups.append(self.stop)
-        harness.wait_port(self.port, 20)
-
-    def pids(self):
-        """The master and all its descendants."""
-        with open(os.path.join(self.dir, "queue", "pid",
-                               "master.pid")) as f:
-            master = int(f.read().split()[0])
-        out, todo = [], [master]
-        while todo:
-            pid = todo.pop()
-            out.append(pid)
-            todo.extend(harness.children(pid))
-        return out
-
-    def queue_empty(self):
-        for sub in ("incoming", "active", "deferred", "maildrop"):
-            for _, _, files in os.walk(os.path.join(self.dir, "queue",
-                                                    sub)):
-                if files:
-                    return False
-        return True
-
-    def stop(self):
-        run([POSTFIX, "-c", self.conf, "stop"], check=False, timeout=60)
-
-
-def chown_run_user(path):
-    pw = pwd.getpwnam(RUN_USER)
-    os.chown(path, pw.pw_uid, pw.pw_gid)
+        run_pw = pwd.getpwnam(benchlib.RUN_USER)
+        super().__init__(scratch, main_extra={
+            "smtpd_recipient_restrictions": "reject_unauth_destination",
+            "virtual_mailbox_domains": DOMAIN,
+            "virtual_mailbox_base": "{dir}/mail",
+            "virtual_mailbox_maps": "hash:{conf}/vmailbox",
+            "virtual_uid_maps": "static:%d" % run_pw.pw_uid,
+            "virtual_gid_maps": "static:%d" % run_pw.pw_gid,
+            "virtual_minimum_uid": "1"})
+        self.mail = benchlib.make_dir(os.path.join(self.dir, "mail"),
+                                      run_user=True)
+        # A trailing "/" selects Maildir delivery.
+        self.add_map("vmailbox", "%s %s/bench/Maildir/\n" % (USER, DOMAIN))
+        self.start()
 
 
 # ------------------------------------------------------------ the runs
 
 def measure_petrel(p, size, sessions, count, msgfile, marker, reuse):
     clear_new(p.mail)
-    took = smtp_source(p.port, count, sessions, msgfile, reuse)
+    took = benchlib.smtp_source(p.port, count, sessions, msgfile, SENDER,
+                                USER, HELO, reuse)
     got = count_new(p.mail)
     if got != count:
         raise RuntimeError("petrel: %d of %d messages stored after 250"
@@ -372,7 +169,8 @@ def measure_petrel(p, size, sessions, count, msgfile, marker, reuse):
 def measure_postfix(pf, size, sessions, count, msgfile, marker, reuse):
     clear_new(pf.mail)
     start = time.monotonic()
-    took = smtp_source(pf.port, count, sessions, msgfile, reuse)
+    took = benchlib.smtp_source(pf.port, count, sessions, msgfile, SENDER,
+                                USER, HELO, reuse)
     wait_count(pf.mail, count, 600, "postfix")
     delivered = time.monotonic() - start
     harness.wait_until(pf.queue_empty, 60, "postfix queue empty")
@@ -443,8 +241,7 @@ def idle_memory(pids_fn, port, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", required=True)
+    ap = benchlib.arg_parser(__doc__)
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply the message counts")
     ap.add_argument("--idle", type=int, default=1000,
@@ -463,37 +260,25 @@ def main():
                          "server goes first; medians are printed")
     args = ap.parse_args()
 
-    if os.geteuid() != 0:
-        sys.exit("smtp_bench: run as root (Postfix's master needs it)")
-    for tool in (SMTP_SOURCE, POSTFIX, POSTMAP):
-        if not os.access(tool, os.X_OK):
-            sys.exit("smtp_bench: %s missing (apt-get install postfix)"
-                     % tool)
+    benchlib.require_postfix("smtp_bench", (
+        benchlib.SMTP_SOURCE, benchlib.POSTFIX, benchlib.POSTMAP))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 8 * args.idle + 1024))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
-    base = os.environ.get("BENCH_DIR", "/var/tmp")
-    scratch = tempfile.mkdtemp(prefix="petrel-smtp-bench.", dir=base)
-    os.chmod(scratch, 0o755)
-    if not args.keep:
-        _cleanups.insert(0, lambda: shutil.rmtree(scratch,
-                                                  ignore_errors=True))
-    atexit.register(cleanup)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *a: sys.exit(1))
+    scratch = benchlib.scratch_dir("petrel-smtp-bench.", args.keep)
+    benchlib.cleanup_at_exit()
 
-    fs = run(["df", "-PT", scratch]).stdout.splitlines()[1].split()
+    fstype, mount = benchlib.disk_info(scratch)
     print("# petrel SMTP benchmark: smtp-source -> petrel and -> postfix,"
           " Maildir delivery, same disk")
     print("# disk: %s (%s on %s); %d CPUs; petrel workers: %d; %s"
-          % (scratch, fs[1], fs[6], os.cpu_count() or 0, args.workers,
+          % (scratch, fstype, mount, os.cpu_count() or 0, args.workers,
              "several messages per session (-d)" if args.reuse
              else "one message per session"))
     p = PetrelServer(args.build, scratch, args.workers)
     pf = PostfixServer(scratch)
-    version = run(["postconf", "-c", pf.conf, "-h", "mail_version"],
-                  check=False).stdout.strip()
+    version = pf.version()
     print("# postfix %s: 250 after its queue file is fsync'd; delivered ="
           " until the last file is in the Maildir" % version)
     print("# petrel: 250 after the Maildir file and directory are fsync'd")
@@ -516,7 +301,7 @@ def main():
     os.chmod(msgdir, 0o755)
     # Warm up both (processes, maildirs, page cache).
     warm = os.path.join(msgdir, "warm.txt")
-    message_file(warm, 2048, "WARM-UP-MARKER")
+    benchlib.message_file(warm, 2048, "WARM-UP-MARKER", SENDER, USER)
     measure_petrel(p, 2048, 10, 100, warm, "WARM-UP-MARKER", args.reuse)
     measure_postfix(pf, 2048, 10, 100, warm, "WARM-UP-MARKER", args.reuse)
 
@@ -532,7 +317,7 @@ def main():
             count = max(sessions, int(COUNTS[size][sessions] * args.scale))
             marker = "BENCH-MARKER-%d-%d" % (size, sessions)
             msgfile = os.path.join(msgdir, "%d-%d.txt" % (size, sessions))
-            message_file(msgfile, size, marker)
+            benchlib.message_file(msgfile, size, marker, SENDER, USER)
             prs, accs, dlvs = [], [], []
             for r in range(max(1, args.rounds)):
                 def run_petrel():
