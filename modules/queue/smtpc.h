@@ -160,7 +160,7 @@ int smtpc_data_send(struct smtpc_data *d, struct ptl_conn *c,
 /** Release the buffers (safe to call twice). */
 void smtpc_data_end(struct smtpc_data *d);
 
-/* ---- Sessions (smtpc_session.c) -------------------------------------- */
+/* ---- Sessions (smtpc_session.c, smtpc_handshake.c, smtpc_txn.c) ------ */
 
 /** Where and how one connection goes. Copied by smtpc_session_start(). */
 struct smtpc_target {
