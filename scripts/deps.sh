@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS=(
 	meson ninja-build gcc pkg-config
 	libjansson-dev libssl-dev libpcre2-dev libcmocka-dev
-	libc-ares-dev libsqlite3-dev libcrypt-dev libidn2-dev
+	libc-ares-dev libsqlite3-dev libcrypt-dev libidn2-dev zlib1g-dev
 	openssl python3
 )
 

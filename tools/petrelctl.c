@@ -15,6 +15,9 @@
 #ifdef CTL_WITH_DKIM
 #include "ctl_dkim.h"
 #endif
+#ifdef CTL_WITH_DMARC
+#include "ctl_dmarc.h"
+#endif
 
 static void
 usage(FILE *out)
@@ -42,12 +45,24 @@ usage(FILE *out)
 	      "print\n"
 	      "                                         its DNS TXT record\n"
 	      "\n"
+	      "  dmarc report [--day YYYY-MM-DD] [--dir DIR]\n"
+	      "              (--out DIR | --send HOST:PORT | --dry-run)\n"
+	      "              [--org-name NAME] [--email ADDR]\n"
+	      "              [--no-verify-external] [--resolver IP:PORT]\n"
+	      "                                         send the DMARC "
+	      "aggregate\n"
+	      "                                         reports of a day "
+	      "(default:\n"
+	      "                                         yesterday, UTC)\n"
+	      "\n"
 	      "  -f FILE    the passwd-file to edit\n"
 	      "  -q DIR     the queue directory (default: from CONFIG)\n"
 	      "  -c CONFIG  take the file from modules.passwd.file of "
 	      "CONFIG,\n"
 	      "             the queue from modules.queue.directory or\n"
-	      "             server.state_dir/queue\n"
+	      "             server.state_dir/queue, the DMARC data from\n"
+	      "             modules.dmarc.report_dir or "
+	      "server.state_dir/dmarc\n"
 	      "  -h         this help; -V: the version\n"
 	      "\n"
 	      "SCHEME: yescrypt (default), sha512-crypt, blf-crypt.\n"
@@ -194,6 +209,11 @@ main(int argc, char **argv)
 #ifdef CTL_WITH_DKIM
 	if (optind < argc && strcmp(argv[optind], "dkim") == 0)
 		return ctl_dkim_main(argc - optind - 1, argv + optind + 1);
+#endif
+#ifdef CTL_WITH_DMARC
+	if (optind < argc && strcmp(argv[optind], "dmarc") == 0)
+		return ctl_dmarc_main(config, argc - optind - 1,
+		                      argv + optind + 1);
 #endif
 	(void)qdir;
 	if (optind >= argc || strcmp(argv[optind], "user") != 0 ||
