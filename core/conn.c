@@ -19,6 +19,7 @@
 #include "core/cycle.h"
 #include "core/listener.h"
 #include "core/log_internal.h"
+#include "core/process.h"
 #include "core/loop.h"
 #include "core/tls.h"
 
@@ -184,7 +185,7 @@ conn_create(int fd, const struct ptl_conn_limits *limits,
 	if (c->timer == NULL)
 		goto fail;
 
-	snprintf(c->id, sizeof(c->id), "%ld.%llu", (long)getpid(),
+	snprintf(c->id, sizeof(c->id), "%ld.%llu", (long)ptl_self_pid(),
 	         ++conn_serial);
 	if (peerlen > sizeof(c->peer))
 		peerlen = sizeof(c->peer);

@@ -16,6 +16,7 @@
 
 #include "core/cycle.h"
 #include "core/log_internal.h"
+#include "core/process.h"
 
 /* Longest line written, newline included; longer messages end in "...". */
 #define LOG_LINE_MAX 8192
@@ -228,7 +229,7 @@ log_build_line(struct log_line *l, int level, const char *id, const char *msg,
 {
 	char pid[24];
 
-	(void)snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	(void)snprintf(pid, sizeof(pid), "%ld", (long)ptl_self_pid());
 	if (json) {
 		line_puts(l, "{");
 		if (with_time) {

@@ -10,6 +10,12 @@
 struct ptl_cycle;
 struct ptl_helper_decl;
 
+/*
+ * This process's pid, kept up to date across fork() (the log line, the
+ * task pool's fork check and connection ids ask for it constantly).
+ */
+pid_t ptl_self_pid(void);
+
 /* Run the master: bind, fork, supervise, reload. Returns the exit code. */
 int ptl_master_run(struct ptl_cycle *cycle);
 /*

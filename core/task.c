@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 
 #include "loop.h"
+#include "process.h"
 
 #define TASK_DEFAULT_THREADS 4
 #define TASK_MAX_THREADS     256
@@ -171,7 +172,7 @@ ptl_task_init(unsigned nthreads, struct ptl_error *err)
 	sigset_t all, saved;
 	int rc;
 
-	if (task_state != TASK_STOPPED && task_owner_pid != getpid())
+	if (task_state != TASK_STOPPED && task_owner_pid != ptl_self_pid())
 		return ptl_error_set(err, "task pool inherited across fork()");
 	if (task_state == TASK_RUNNING)
 		return PTL_OK;
@@ -224,7 +225,7 @@ ptl_task_init(unsigned nthreads, struct ptl_error *err)
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
 	task_nthreads = nthreads;
-	task_owner_pid = getpid();
+	task_owner_pid = ptl_self_pid();
 	task_state = TASK_RUNNING;
 	return PTL_OK;
 }
@@ -246,7 +247,7 @@ ptl_task_submit(ptl_task_work_fn work, ptl_task_done_fn done, void *arg)
 			return PTL_ERROR;
 		}
 	}
-	if (task_state != TASK_RUNNING || task_owner_pid != getpid()) {
+	if (task_state != TASK_RUNNING || task_owner_pid != ptl_self_pid()) {
 		/* After fork() the threads are gone: queueing would hang. */
 		errno = EINVAL;
 		return PTL_ERROR;
@@ -267,7 +268,7 @@ ptl_task_submit(ptl_task_work_fn work, ptl_task_done_fn done, void *arg)
 void
 ptl_task_fini(void)
 {
-	if (task_state != TASK_RUNNING || task_owner_pid != getpid())
+	if (task_state != TASK_RUNNING || task_owner_pid != ptl_self_pid())
 		return;
 	task_state = TASK_DRAINING;
 	/* Threads leave only once the pending queue is empty. */
