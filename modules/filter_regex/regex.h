@@ -28,6 +28,8 @@ enum regex_target {
 	REGEX_BODY_TEXT,
 };
 
+#define REGEX_TARGETS (REGEX_BODY_TEXT + 1)
+
 /** What a limit hit (match, depth, heap, JIT stack) counts as. */
 enum regex_on_limit {
 	REGEX_LIMIT_NO_MATCH = 0,
@@ -58,9 +60,15 @@ struct regex_rule {
 	/* Derived. */
 	enum regex_target kind;
 	const char *header_name; /* REGEX_HEADER */
-	int hook;                /* enum ptl_filter_hook */
+	size_t header_name_len;
+	int hook; /* enum ptl_filter_hook */
 	pcre2_code *re;
 	bool jit;
+	/* body, body_text: the pattern in multi-line mode, to search many
+	 * lines in one match (NULL when that could miss a line's match;
+	 * see regex_block_safe). */
+	pcre2_code *block_re;
+	bool block_jit;
 	struct ptl_filter_header add;
 	struct ptl_filter_header_edit edits[2];
 	size_t nedits;
@@ -93,6 +101,14 @@ struct regex_conf {
 	bool want_text;     /* ... decoded text */
 	bool want_hostname; /* CONNECT: a client_hostname rule */
 	unsigned njit;      /* rules compiled to machine code */
+	/* Rule indexes grouped by target, each group in rule order:
+	 * by_target[target_first[k] .. target_first[k + 1]). */
+	size_t *by_target;
+	size_t target_first[REGEX_TARGETS + 1];
+	/* body / body_text rules searched a block of lines at a time. */
+	bool block_body, block_text;
+	/* The limits of a scan tried on the loop (regex_scan_inline). */
+	pcre2_match_context *inline_mctx;
 };
 
 extern const struct ptl_conf_key regex_conf_keys[];
@@ -119,10 +135,14 @@ enum regex_hit {
 	REGEX_LIMIT = 2, /* a limit stopped the match */
 };
 
+bool regex_block_safe(const char *pattern);
+enum regex_hit regex_rule_match_block(const struct regex_rule *r,
+                                      pcre2_match_context *mctx,
+                                      pcre2_match_data *md, const char *block,
+                                      size_t len, size_t start, size_t *at_out);
 enum regex_hit regex_rule_match(const struct regex_rule *r,
-                                const struct regex_conf *conf,
-                                pcre2_match_data *md, const char *subject,
-                                size_t len);
+                                pcre2_match_context *mctx, pcre2_match_data *md,
+                                const char *subject, size_t len);
 
 /*
  * What the rules of one hook decided: per rule, matched, and whether it
@@ -150,6 +170,7 @@ struct regex_verdict {
 int regex_eval_init(struct regex_eval *ev, const struct regex_conf *conf,
                     int hook);
 void regex_eval_free(struct regex_eval *ev);
+void regex_eval_record(struct regex_eval *ev, size_t rule, enum regex_hit hit);
 void regex_eval_subject(struct regex_eval *ev, size_t rule,
                         pcre2_match_data *md, const char *subject, size_t len);
 int regex_verdict_build(const struct regex_eval *ev, struct regex_verdict *out);
@@ -174,11 +195,42 @@ struct regex_scan {
 	bool timed_out;
 	bool read_error;
 	bool capped; /* max_scan_bytes reached */
+	/* On the loop (regex_scan_inline): */
+	bool inline_mode;
+	bool yielded; /* gave up: the thread pool must scan */
+	pcre2_match_context *mctx;
+	unsigned clock_countdown; /* matches until the clock is read */
+	size_t clock_bytes;       /* subject bytes since it was read */
+	/* Lines of body (0) and body_text (1) rules, matched a block at a
+	 * time: the lines joined with LF, and where each starts. */
+	struct regex_block {
+		char *text;
+		size_t len, cap;
+		size_t *starts;
+		size_t n;
+	} blocks[2];
+	size_t block_cap; /* bytes of a block */
 };
+
+/*
+ * A message scanned on the loop: at most REGEX_INLINE_BYTES, read only
+ * from the page cache (RWF_NOWAIT), in at most REGEX_INLINE_MS and with
+ * a match limit of at most REGEX_INLINE_MATCH_LIMIT. Anything else is
+ * left to the thread pool, which scans from the start: the verdict is
+ * the same either way, the pool hand-off (two thread switches and an
+ * eventfd round trip) is saved for ordinary mail.
+ */
+#define REGEX_INLINE_BYTES       (256 * 1024)
+#define REGEX_INLINE_MS          3
+#define REGEX_INLINE_MATCH_LIMIT 10000
 
 int regex_scan_init(struct regex_scan *sc, const struct regex_conf *conf,
                     int fd, uint64_t offset, uint64_t end);
 void regex_scan_run(struct regex_scan *sc);
+/* Scan on the loop thread; @sc->fd is read, not closed by
+ * regex_scan_free(). @return true when decided, false when the scan
+ * must run on the thread pool (a fresh regex_scan). */
+bool regex_scan_inline(struct regex_scan *sc);
 void regex_scan_free(struct regex_scan *sc);
 
 #endif

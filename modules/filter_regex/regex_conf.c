@@ -252,6 +252,7 @@ regex_target_parse(struct regex_rule *r, const char *path,
 				return ptl_error_set_path(
 				    err, path, "expected \"header:NAME\"");
 			r->header_name = name;
+			r->header_name_len = strlen(name);
 		} else if (strcmp(r->target, regex_target_names[i]) != 0) {
 			continue;
 		}
@@ -264,6 +265,31 @@ regex_target_parse(struct regex_rule *r, const char *path,
 	                          "client_hostname, helo, mail_from, rcpt, "
 	                          "header:NAME, any_header, body, body_text)",
 	                          r->target);
+}
+
+/* The rules of each target in rule order, so that a scan of a line or
+ * a field looks only at the rules that want it. */
+static int
+regex_conf_group(struct regex_conf *conf, struct ptl_pool *pool,
+                 struct ptl_error *err)
+{
+	const struct regex_rule *rules = conf->rules.items;
+	size_t next[REGEX_TARGETS], i, k;
+
+	conf->by_target =
+	    ptl_palloc(pool, (conf->rules.count + 1) * sizeof(size_t));
+	if (conf->by_target == NULL)
+		return ptl_error_set(err, "out of memory");
+	memset(conf->target_first, 0, sizeof(conf->target_first));
+	for (i = 0; i < conf->rules.count; i++)
+		conf->target_first[rules[i].kind + 1]++;
+	for (k = 0; k < REGEX_TARGETS; k++) {
+		conf->target_first[k + 1] += conf->target_first[k];
+		next[k] = conf->target_first[k];
+	}
+	for (i = 0; i < conf->rules.count; i++)
+		conf->by_target[next[rules[i].kind]++] = i;
+	return PTL_OK;
 }
 
 int
@@ -292,6 +318,12 @@ regex_conf_prepare(struct regex_conf *conf, struct ptl_pool *pool,
 	(void)pcre2_set_depth_limit(conf->mctx, (uint32_t)conf->depth_limit);
 	(void)pcre2_set_heap_limit(conf->mctx,
 	                           (uint32_t)(conf->heap_limit / 1024));
+	conf->inline_mctx = pcre2_match_context_copy(conf->mctx);
+	if (conf->inline_mctx == NULL)
+		return ptl_error_set(err, "out of memory");
+	if (conf->match_limit > REGEX_INLINE_MATCH_LIMIT)
+		(void)pcre2_set_match_limit(conf->inline_mctx,
+		                            REGEX_INLINE_MATCH_LIMIT);
 	for (i = 0; i < conf->rules.count; i++) {
 		r = &rules[i];
 		(void)snprintf(path, sizeof(path), "rules[%zu].target", i);
@@ -301,6 +333,10 @@ regex_conf_prepare(struct regex_conf *conf, struct ptl_pool *pool,
 			return PTL_ERROR;
 		conf->hooks |= PTL_FILTER_HOOK_BIT(r->hook);
 		conf->njit += r->jit ? 1 : 0;
+		if (r->block_re != NULL && r->kind == REGEX_BODY)
+			conf->block_body = true;
+		if (r->block_re != NULL && r->kind == REGEX_BODY_TEXT)
+			conf->block_text = true;
 		switch (r->kind) {
 		case REGEX_HEADER:
 		case REGEX_ANY_HEADER:
@@ -319,5 +355,5 @@ regex_conf_prepare(struct regex_conf *conf, struct ptl_pool *pool,
 			break;
 		}
 	}
-	return PTL_OK;
+	return regex_conf_group(conf, pool, err);
 }

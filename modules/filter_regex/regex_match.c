@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Running the rules: envelope subjects, the message scan, the verdict. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/uio.h>
 
 #include "regex.h"
 #include "regex_2047.h"
@@ -12,6 +14,9 @@
 
 /* Message bytes read per pread(). */
 #define SCAN_CHUNK (64 * 1024)
+/* Most bytes and lines in a block of lines (see block_rule). */
+#define SCAN_BLOCK_BYTES (16 * 1024)
+#define SCAN_BLOCK_LINES 512
 
 int
 regex_eval_init(struct regex_eval *ev, const struct regex_conf *conf, int hook)
@@ -46,7 +51,15 @@ regex_eval_subject(struct regex_eval *ev, size_t rule, pcre2_match_data *md,
 	ev->evaluated[rule] = true;
 	if (ev->matched[rule])
 		return;
-	switch (regex_rule_match(r, ev->conf, md, subject, len)) {
+	regex_eval_record(
+	    ev, rule, regex_rule_match(r, ev->conf->mctx, md, subject, len));
+}
+
+void
+regex_eval_record(struct regex_eval *ev, size_t rule, enum regex_hit hit)
+{
+	ev->evaluated[rule] = true;
+	switch (hit) {
 	case REGEX_YES:
 		ev->matched[rule] = true;
 		break;
@@ -114,12 +127,25 @@ regex_verdict_build(const struct regex_eval *ev, struct regex_verdict *out)
 {
 	const struct regex_conf *conf = ev->conf;
 	const struct regex_rule *rules = conf->rules.items, *r;
-	size_t i, j, n = conf->rules.count;
+	size_t i, j, n = conf->rules.count, nadd = 0, nedit = 0;
 
 	memset(out, 0, sizeof(*out));
-	out->headers = calloc(n + 1, sizeof(*out->headers));
-	out->edits = calloc(2 * n + 1, sizeof(*out->edits));
-	if (out->headers == NULL || out->edits == NULL) {
+	/* Room for the header changes of the rules that apply (usually
+	 * none: nothing to allocate). */
+	for (i = 0; i < n; i++) {
+		r = &rules[i];
+		if (r->hook != ev->hook || !ev->evaluated[i] ||
+		    ev->matched[i] == r->negate)
+			continue;
+		nadd += r->add.name != NULL;
+		nedit += r->nedits;
+	}
+	if (nadd > 0)
+		out->headers = calloc(nadd, sizeof(*out->headers));
+	if (nedit > 0)
+		out->edits = calloc(nedit, sizeof(*out->edits));
+	if ((nadd > 0 && out->headers == NULL) ||
+	    (nedit > 0 && out->edits == NULL)) {
 		regex_verdict_free(out);
 		return PTL_ERROR;
 	}
@@ -212,26 +238,56 @@ scan_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Between two matches: is there time left? */
+/* Reading the clock costs about as much as matching a short line: it is
+ * read before a match when SCAN_CLOCK_EVERY matches or SCAN_CLOCK_BYTES
+ * of subject went by since it was last read (a match's time grows with
+ * its subject, each start position bounded by the match limit). */
+#define SCAN_CLOCK_EVERY 16
+#define SCAN_CLOCK_BYTES 4096
+
 static bool
-scan_go_on(struct regex_scan *sc)
+scan_clock(struct regex_scan *sc, size_t len)
 {
-	if (sc->timed_out)
-		return false;
-	if (scan_now_ms() > sc->deadline_ms) {
-		sc->timed_out = true;
-		return false;
+	if (sc->clock_countdown > 0 && sc->clock_bytes < SCAN_CLOCK_BYTES) {
+		sc->clock_countdown--;
+		sc->clock_bytes += len;
+		return true;
 	}
-	return sc->undecided > 0;
+	sc->clock_countdown = SCAN_CLOCK_EVERY - 1;
+	sc->clock_bytes = len;
+	if (scan_now_ms() <= sc->deadline_ms)
+		return true;
+	if (sc->inline_mode)
+		sc->yielded = true;
+	else
+		sc->timed_out = true;
+	return false;
+}
+
+/* Between two matches: is there time left, and a rule to decide? */
+static bool
+scan_go_on(const struct regex_scan *sc)
+{
+	return !sc->timed_out && !sc->yielded && sc->undecided > 0;
 }
 
 static void
 scan_subject(struct regex_scan *sc, size_t i, const char *s, size_t len)
 {
-	bool before = sc->ev.matched[i];
+	const struct regex_rule *r =
+	    &((const struct regex_rule *)sc->conf->rules.items)[i];
+	enum regex_hit hit;
 
-	regex_eval_subject(&sc->ev, i, sc->md, s, len);
-	if (!before && sc->ev.matched[i])
+	if (!scan_clock(sc, len))
+		return;
+	hit = regex_rule_match(r, sc->mctx, sc->md, s, len);
+	if (hit == REGEX_LIMIT && sc->inline_mode) {
+		/* The lower limit of the loop: the pool decides. */
+		sc->yielded = true;
+		return;
+	}
+	regex_eval_record(&sc->ev, i, hit);
+	if (sc->ev.matched[i])
 		sc->undecided--;
 }
 
@@ -300,22 +356,24 @@ scan_header(void *arg, const char *name, size_t nlen, const char *value,
             size_t vlen)
 {
 	struct regex_scan *sc = arg;
-	const struct regex_rule *rules = sc->conf->rules.items, *r;
+	const struct regex_conf *conf = sc->conf;
+	const struct regex_rule *rules = conf->rules.items, *r;
 	struct scan_field f = {name, value, nlen, vlen, NULL, 0, NULL};
 	const char *subject;
-	size_t i, len;
+	size_t k, i, len;
 
-	for (i = 0; i < sc->conf->rules.count && scan_go_on(sc); i++) {
+	/* header:NAME rules, then any_header rules. */
+	for (k = conf->target_first[REGEX_HEADER];
+	     k < conf->target_first[REGEX_ANY_HEADER + 1] && scan_go_on(sc);
+	     k++) {
+		i = conf->by_target[k];
 		r = &rules[i];
-		if (r->hook != PTL_FILTER_DATA || sc->ev.matched[i])
+		if (sc->ev.matched[i])
 			continue;
-		if (r->kind == REGEX_HEADER) {
-			if (strlen(r->header_name) != nlen ||
-			    strncasecmp(r->header_name, name, nlen) != 0)
-				continue;
-		} else if (r->kind != REGEX_ANY_HEADER) {
+		if (r->kind == REGEX_HEADER &&
+		    (r->header_name_len != nlen ||
+		     strncasecmp(r->header_name, name, nlen) != 0))
 			continue;
-		}
 		subject = scan_field_subject(sc, &f, r, &len);
 		if (subject == NULL)
 			return false;
@@ -328,26 +386,162 @@ static bool
 scan_lines(struct regex_scan *sc, enum regex_target kind, const char *line,
            size_t len)
 {
-	const struct regex_rule *rules = sc->conf->rules.items;
-	size_t i;
+	const struct regex_conf *conf = sc->conf;
+	size_t k, i;
 
-	for (i = 0; i < sc->conf->rules.count && scan_go_on(sc); i++) {
-		if (rules[i].kind == kind && !sc->ev.matched[i])
+	for (k = conf->target_first[kind];
+	     k < conf->target_first[kind + 1] && scan_go_on(sc); k++) {
+		i = conf->by_target[k];
+		if (!sc->ev.matched[i])
 			scan_subject(sc, i, line, len);
 	}
+	return scan_go_on(sc);
+}
+
+/* ---- Blocks of lines ---------------------------------------------------- */
+
+/*
+ * A pattern that regex_block_safe() accepts searches a block of lines in
+ * one match instead of one match per line (the cost of a match is mostly
+ * its fixed part when lines are short). A match found in the block is
+ * checked on the line where it starts, with the line's own pattern and
+ * limits, so the result is the line-by-line one; a limit hit in the
+ * block falls back to line by line.
+ */
+
+static const char *
+block_line(const struct regex_block *bl, size_t j, size_t *len_out)
+{
+	size_t end = j + 1 < bl->n ? bl->starts[j + 1] - 1 : bl->len;
+
+	*len_out = end - bl->starts[j];
+	return bl->text + bl->starts[j];
+}
+
+/* The line of @bl holding offset @at, from line @j on. */
+static size_t
+block_find(const struct regex_block *bl, size_t j, size_t at)
+{
+	size_t lo = j, hi = bl->n - 1, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo + 1) / 2;
+		if (bl->starts[mid] <= at)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+static void
+block_rule(struct regex_scan *sc, size_t i, const struct regex_block *bl)
+{
+	const struct regex_rule *r =
+	    &((const struct regex_rule *)sc->conf->rules.items)[i];
+	const char *line;
+	size_t j = 0, at = 0, len;
+	enum regex_hit hit;
+
+	while (j < bl->n && scan_go_on(sc) && !sc->ev.matched[i]) {
+		if (r->block_re == NULL) {
+			line = block_line(bl, j++, &len);
+			scan_subject(sc, i, line, len);
+			continue;
+		}
+		if (!scan_clock(sc, bl->len - bl->starts[j]))
+			return;
+		hit = regex_rule_match_block(r, sc->mctx, sc->md, bl->text,
+		                             bl->len, bl->starts[j], &at);
+		if (hit == REGEX_NO)
+			return;
+		if (hit == REGEX_YES)
+			j = block_find(bl, j, at);
+		/* A limit: this line and the next ones, one by one. */
+		while (j < bl->n && scan_go_on(sc) && !sc->ev.matched[i]) {
+			line = block_line(bl, j++, &len);
+			scan_subject(sc, i, line, len);
+			if (hit == REGEX_YES)
+				break;
+		}
+	}
+}
+
+static void
+block_flush(struct regex_scan *sc, enum regex_target kind)
+{
+	const struct regex_conf *conf = sc->conf;
+	struct regex_block *bl = &sc->blocks[kind == REGEX_BODY_TEXT];
+	size_t k, i;
+
+	for (k = conf->target_first[kind];
+	     k < conf->target_first[kind + 1] && scan_go_on(sc); k++) {
+		i = conf->by_target[k];
+		if (!sc->ev.matched[i])
+			block_rule(sc, i, bl);
+	}
+	bl->len = 0;
+	bl->n = 0;
+}
+
+static bool
+block_alloc(struct regex_block *bl, size_t cap)
+{
+	if (bl->text != NULL)
+		return true;
+	bl->cap = cap;
+	bl->text = malloc(cap);
+	bl->starts = malloc(SCAN_BLOCK_LINES * sizeof(*bl->starts));
+	if (bl->text != NULL && bl->starts != NULL)
+		return true;
+	free(bl->text);
+	free(bl->starts);
+	bl->text = NULL;
+	bl->starts = NULL;
+	return false;
+}
+
+static bool
+block_add(struct regex_scan *sc, enum regex_target kind, const char *line,
+          size_t len)
+{
+	struct regex_block *bl = &sc->blocks[kind == REGEX_BODY_TEXT];
+
+	/* A long line, or one that would not be one line in the block
+	 * (no line holds an LF: this is a safety net), goes alone. */
+	if (!block_alloc(bl, sc->block_cap) || len > bl->cap / 4 ||
+	    memchr(line, '\n', len) != NULL) {
+		block_flush(sc, kind);
+		return scan_lines(sc, kind, line, len);
+	}
+	if (bl->n == SCAN_BLOCK_LINES || bl->len + (bl->n > 0) + len > bl->cap)
+		block_flush(sc, kind);
+	if (bl->n > 0)
+		bl->text[bl->len++] = '\n';
+	bl->starts[bl->n++] = bl->len;
+	memcpy(bl->text + bl->len, line, len);
+	bl->len += len;
 	return scan_go_on(sc);
 }
 
 static bool
 scan_body_line(void *arg, const char *line, size_t len)
 {
-	return scan_lines(arg, REGEX_BODY, line, len);
+	struct regex_scan *sc = arg;
+
+	if (sc->conf->block_body)
+		return block_add(sc, REGEX_BODY, line, len);
+	return scan_lines(sc, REGEX_BODY, line, len);
 }
 
 static bool
 scan_text_line(void *arg, const char *line, size_t len)
 {
-	return scan_lines(arg, REGEX_BODY_TEXT, line, len);
+	struct regex_scan *sc = arg;
+
+	if (sc->conf->block_text)
+		return block_add(sc, REGEX_BODY_TEXT, line, len);
+	return scan_lines(sc, REGEX_BODY_TEXT, line, len);
 }
 
 int
@@ -364,6 +558,8 @@ regex_scan_init(struct regex_scan *sc, const struct regex_conf *conf, int fd,
 	sc->end = end;
 	if (regex_eval_init(&sc->ev, conf, PTL_FILTER_DATA) != PTL_OK)
 		return PTL_ERROR;
+	sc->mctx = conf->mctx;
+	sc->block_cap = SCAN_BLOCK_BYTES;
 	sc->md = pcre2_match_data_create(1, NULL);
 	if (sc->md == NULL) {
 		regex_eval_free(&sc->ev);
@@ -377,13 +573,19 @@ regex_scan_init(struct regex_scan *sc, const struct regex_conf *conf, int fd,
 void
 regex_scan_free(struct regex_scan *sc)
 {
-	if (sc->fd >= 0)
+	if (sc->fd >= 0 && !sc->inline_mode)
 		close(sc->fd);
 	sc->fd = -1;
 	pcre2_match_data_free(sc->md);
 	sc->md = NULL;
 	free(sc->scratch);
 	sc->scratch = NULL;
+	for (size_t b = 0; b < 2; b++) {
+		free(sc->blocks[b].text);
+		free(sc->blocks[b].starts);
+		sc->blocks[b].text = NULL;
+		sc->blocks[b].starts = NULL;
+	}
 	regex_eval_free(&sc->ev);
 }
 
@@ -407,19 +609,39 @@ scan_mark(struct regex_scan *sc)
 	}
 }
 
-void
-regex_scan_run(struct regex_scan *sc)
+/* Up to @want bytes at sc->offset; < 0: stop (sc says why). */
+static ssize_t
+scan_read(struct regex_scan *sc, char *buf, size_t want)
+{
+	struct iovec iov = {buf, want};
+	ssize_t n;
+
+	if (!sc->inline_mode) {
+		n = pread(sc->fd, buf, want, (off_t)sc->offset);
+		if (n <= 0)
+			sc->read_error = true;
+		return n > 0 ? n : -1;
+	}
+	/* The loop must not wait for a disk: only what is cached. */
+	do {
+		n = preadv2(sc->fd, &iov, 1, (off_t)sc->offset, RWF_NOWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		sc->yielded = true;
+	return n > 0 ? n : -1;
+}
+
+static void
+scan_walk(struct regex_scan *sc, char *buf, size_t cap)
 {
 	const struct regex_conf *conf = sc->conf;
 	struct mime_limits lim;
 	struct mime_handler h;
 	struct mime_walker *w;
-	char *buf;
 	uint64_t stop = sc->end;
 	ssize_t n;
 	size_t want;
 
-	sc->deadline_ms = scan_now_ms() + conf->scan_time_limit;
 	if (sc->end - sc->offset > conf->max_scan_bytes) {
 		stop = sc->offset + conf->max_scan_bytes;
 		sc->capped = true;
@@ -435,23 +657,17 @@ regex_scan_run(struct regex_scan *sc)
 	h.header = conf->want_headers ? scan_header : NULL;
 	h.body_line = conf->want_body ? scan_body_line : NULL;
 	h.text_line = conf->want_text ? scan_text_line : NULL;
-	buf = malloc(SCAN_CHUNK);
-	w = buf != NULL ? mime_walker_new(&lim, &h) : NULL;
+	w = mime_walker_new(&lim, &h);
 	if (w == NULL) {
 		sc->read_error = true;
-		free(buf);
-		scan_mark(sc);
 		return;
 	}
 	while (sc->offset < stop && scan_go_on(sc)) {
-		want = stop - sc->offset < SCAN_CHUNK
-		           ? (size_t)(stop - sc->offset)
-		           : SCAN_CHUNK;
-		n = pread(sc->fd, buf, want, (off_t)sc->offset);
-		if (n <= 0) {
-			sc->read_error = true;
+		want =
+		    stop - sc->offset < cap ? (size_t)(stop - sc->offset) : cap;
+		n = scan_read(sc, buf, want);
+		if (n < 0)
 			break;
-		}
 		sc->offset += (uint64_t)n;
 		if (!mime_walker_feed(w, buf, (size_t)n)) {
 			/* Stopped by us, or out of memory. */
@@ -459,9 +675,55 @@ regex_scan_run(struct regex_scan *sc)
 			break;
 		}
 	}
-	if (scan_go_on(sc))
+	if (scan_go_on(sc) && !sc->read_error)
 		(void)mime_walker_finish(w);
 	mime_walker_free(w);
+	if (!sc->read_error) {
+		block_flush(sc, REGEX_BODY);
+		block_flush(sc, REGEX_BODY_TEXT);
+	}
+}
+
+void
+regex_scan_run(struct regex_scan *sc)
+{
+	char *buf = malloc(SCAN_CHUNK);
+
+	sc->deadline_ms = scan_now_ms() + sc->conf->scan_time_limit;
+	if (buf == NULL)
+		sc->read_error = true;
+	else
+		scan_walk(sc, buf, SCAN_CHUNK);
 	free(buf);
 	scan_mark(sc);
+}
+
+bool
+regex_scan_inline(struct regex_scan *sc)
+{
+	size_t cap;
+	char *buf;
+
+	sc->inline_mode = true;
+	if (sc->end - sc->offset > REGEX_INLINE_BYTES ||
+	    sc->conf->inline_mctx == NULL)
+		return false;
+	/* Small buffers for small mail: malloc() and free() then keep to
+	 * the heap's free lists, without brk() calls. */
+	cap = sc->end - sc->offset < SCAN_CHUNK
+	          ? (size_t)(sc->end - sc->offset) + 1
+	          : SCAN_CHUNK;
+	sc->block_cap = cap < SCAN_BLOCK_BYTES / 4 ? SCAN_BLOCK_BYTES / 4
+	                                           : SCAN_BLOCK_BYTES;
+	buf = malloc(cap);
+	if (buf == NULL)
+		return false;
+	sc->mctx = sc->conf->inline_mctx;
+	sc->deadline_ms = scan_now_ms() + REGEX_INLINE_MS;
+	scan_walk(sc, buf, cap);
+	free(buf);
+	if (sc->yielded || sc->read_error)
+		return false;
+	scan_mark(sc);
+	return true;
 }

@@ -261,11 +261,6 @@ mime_walker_new(const struct mime_limits *limits,
 	if (w->lim.max_line < 64)
 		w->lim.max_line = 64;
 	w->h = *handler;
-	w->levels = calloc(w->lim.max_depth + 1, sizeof(*w->levels));
-	if (w->levels == NULL) {
-		free(w);
-		return NULL;
-	}
 	mime_entity_reset(&w->ent);
 	return w;
 }
@@ -375,6 +370,22 @@ mime_text_line(struct mime_walker *w, const char *line, size_t len, bool eol)
 
 	switch (w->ent.cte) {
 	case MIME_IDENTITY:
+		/* A whole line that fits, nothing pending: it is its own
+		 * decoded line, passed on without the copy (what the copy
+		 * would give, limits included). */
+		if (eol && w->text.len == 0 &&
+		    w->ent.charset != MIME_CHARSET_LATIN1 &&
+		    len < w->lim.max_line &&
+		    w->st.text_bytes + len + 1 <= w->lim.max_text_bytes &&
+		    !w->st.text_capped && memchr(line, '\n', len) == NULL) {
+			w->st.text_bytes += len + 1;
+			if (len > 0 && line[len - 1] == '\r')
+				len--;
+			if (w->h.text_line != NULL &&
+			    !w->h.text_line(w->h.arg, line, len))
+				w->stop = true;
+			return;
+		}
 		mime_text_decoded(w, line, len);
 		if (eol)
 			mime_text_decoded(w, "\n", 1);
@@ -566,6 +577,15 @@ mime_body_start(struct mime_walker *w)
 
 	mime_field_end(w);
 	w->in_body = true;
+	/* The nesting stack is only needed by MIME mail. */
+	if ((w->ent.kind == MIME_MULTIPART || w->ent.kind == MIME_MESSAGE) &&
+	    w->levels == NULL) {
+		w->levels = calloc(w->lim.max_depth + 1, sizeof(*w->levels));
+		if (w->levels == NULL) {
+			w->stop = true;
+			return;
+		}
+	}
 	if (w->ent.kind == MIME_MULTIPART && w->ent.boundary_len > 0 &&
 	    w->depth < w->lim.max_depth) {
 		l = &w->levels[w->depth++];

@@ -17,8 +17,11 @@
  * their subjects are short (at most a few hundred bytes), and the match
  * limits bound each match. client_hostname needs the PTR name: looked up
  * through the resolver service when one is loaded, else those rules are
- * skipped. Rules on the message run on the thread pool, reading a dup()
- * of the spool file in bounded chunks.
+ * skipped. Rules on the message are first tried on the loop when the
+ * message is small and in the page cache, under a tight time and match
+ * budget (regex_scan_inline); otherwise, or when that budget runs out,
+ * they run on the thread pool, reading a dup() of the spool file in
+ * bounded chunks.
  */
 
 enum regex_job_kind {
@@ -152,15 +155,45 @@ scan_done(void *arg)
 	job_free(job);
 }
 
+/* The verdict of a scan done on the loop, kept until the next
+ * synchronous check. */
+static int
+regex_data_inline(struct regex_state *st, const struct ptl_filter_request *req,
+                  struct ptl_filter_verdict *verdict_out)
+{
+	struct regex_scan sc;
+	bool decided;
+	int rc = PTL_ERROR;
+
+	if (regex_scan_init(&sc, st->conf, req->message_fd,
+	                    req->message_body_offset,
+	                    req->message_size) != PTL_OK)
+		return PTL_DECLINED;
+	decided = regex_scan_inline(&sc);
+	if (decided) {
+		regex_log_limits(&sc.ev, req->session_id, req->message_id);
+		regex_verdict_free(&st->sync_verdict);
+		rc = regex_verdict_build(&sc.ev, &st->sync_verdict);
+		if (rc == PTL_OK)
+			*verdict_out = st->sync_verdict.v;
+	}
+	regex_scan_free(&sc);
+	return decided ? rc : PTL_DECLINED;
+}
+
 static int
 regex_check_data(struct regex_state *st, const struct ptl_filter_request *req,
+                 struct ptl_filter_verdict *verdict_out,
                  ptl_filter_done_fn done, void *arg)
 {
 	struct regex_job *job;
-	int fd;
+	int fd, rc;
 
 	if (req->message_fd < 0)
 		return PTL_ERROR;
+	rc = regex_data_inline(st, req, verdict_out);
+	if (rc != PTL_DECLINED)
+		return rc;
 	job = job_new(st, REGEX_JOB_SCAN, req, done, arg);
 	if (job == NULL)
 		return PTL_ERROR;
@@ -271,7 +304,7 @@ regex_check(void *instance, const struct ptl_filter_request *req,
 	int rc;
 
 	if (req->hook == PTL_FILTER_DATA)
-		return regex_check_data(st, req, done, arg);
+		return regex_check_data(st, req, verdict_out, done, arg);
 	if (regex_eval_init(&ev, st->conf, req->hook) != PTL_OK)
 		return PTL_ERROR;
 	(void)regex_envelope(st->conf, req, st->md, &ev);

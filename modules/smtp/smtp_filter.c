@@ -459,13 +459,14 @@ filter_clean(char *out, size_t cap, const char *in, bool utf8)
 {
 	size_t i;
 
-	(void)snprintf(out, cap, "%s", in != NULL ? in : "");
-	for (i = 0; out[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)out[i];
+	/* Called for every verdict: a plain loop, no snprintf(). */
+	for (i = 0; in != NULL && in[i] != '\0' && i + 1 < cap; i++) {
+		unsigned char c = (unsigned char)in[i];
 
-		if (c < 0x20 || c == 0x7f || (c > 0x7e && !utf8))
-			out[i] = '?';
+		out[i] = c < 0x20 || c == 0x7f || (c > 0x7e && !utf8) ? '?'
+		                                                      : (char)c;
 	}
+	out[i] = '\0';
 }
 
 /* One line per verdict, with the session id (ptl_conn_log adds it):

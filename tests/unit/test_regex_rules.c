@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -301,6 +302,197 @@ test_scan_limit(void **state)
 	free(msg);
 }
 
+static void
+test_block_safe(void **state)
+{
+	static const char *const safe[] = {
+	    "^foo$",   "(?i)abc",       "(?<=a)b",   "(?<n>x)y",
+	    "a{2,3}b", "\\Qa(?!\\E",    "(?:a|b)+c", "(?s:a.b)",
+	    "[^x]+",   "\\$[0-9]{1,3}", "(?P<n>a)",  "a\\+b",
+	};
+	static const char *const unsafe[] = {
+	    "\\Aa",   "a\\z",  "a\\Z",      "\\Ga", "(?!a)b", "(?<!a)b",
+	    "(?>a)b", "a++b",  "a*+b",      "a?+b", "a{2}+b", "(*CR)a",
+	    "(?-i)a", "(?^)a", "(?(1)a|b)", "(?1)", "(?R)",   "(?C1)a",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(safe) / sizeof(safe[0]); i++) {
+		if (!regex_block_safe(safe[i]))
+			fail_msg("block-safe: %s", safe[i]);
+	}
+	for (i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+		if (regex_block_safe(unsafe[i]))
+			fail_msg("not block-safe: %s", unsafe[i]);
+	}
+}
+
+/* @msg in a file of the working directory (the build directory): a
+ * memfd cannot be read with RWF_NOWAIT, as regex_scan_inline() does. */
+static int
+message_file(const char *msg, bool *nowait_out)
+{
+	char path[] = "test_regex_rules.XXXXXX", byte;
+	struct iovec iov = {&byte, 1};
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
+	*nowait_out = preadv2(fd, &iov, 1, 0, RWF_NOWAIT) == 1;
+	return fd;
+}
+
+/* Does @pattern match one of the CRLF lines of @body on its own? */
+static bool
+match_some_line(const char *pattern, const char *body)
+{
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	const char *line = body, *end;
+	pcre2_code *re;
+	PCRE2_SIZE off;
+	bool hit = false;
+	int code;
+
+	re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, 0, &code,
+	                   &off, NULL);
+	assert_non_null(re);
+	assert_non_null(md);
+	while (!hit && (end = strstr(line, "\r\n")) != NULL) {
+		hit = pcre2_match(re, (PCRE2_SPTR)line, (size_t)(end - line), 0,
+		                  0, md, NULL) >= 0;
+		line = end + 2;
+	}
+	pcre2_match_data_free(md);
+	pcre2_code_free(re);
+	return hit;
+}
+
+/*
+ * Body rules searched a block of lines at a time decide as if each line
+ * were matched alone: matches across lines, at the ends of the block,
+ * of empty lines, and patterns that are matched line by line.
+ */
+static void
+test_block_same_as_lines(void **state)
+{
+	static const char *const patterns[] = {
+	    "^gamma$",
+	    "foo\\s+bar",
+	    "foo[^x]bar",
+	    "^$",
+	    "^bar",
+	    "a$",
+	    "o$",
+	    "(?<=foo)\\s",
+	    "^\\s*$",
+	    "beta.gamma",
+	    "(?s)beta.gamma",
+	    "\\Agamma",
+	    "end\\z",
+	    "(?i)ALPHA",
+	    "zzz",
+	    "a\\n\\ngamma",
+	    "^alpha",
+	    "(?<!z)end$",
+	    "\\$[0-9]{1,3}(,[0-9]{3}){2,}",
+	    "x\\$100,000,000 y\\z",
+	    "(?m)^foo$",
+	    "^  indented$",
+	    "baz\\s*$",
+	};
+	static const char body[] = "alpha beta\r\n"
+	                           "\r\n"
+	                           "gamma\r\n"
+	                           "foo\r\n"
+	                           "bar baz\r\n"
+	                           "  indented\r\n"
+	                           "x$100,000,000 y\r\n"
+	                           "end\r\n";
+	struct fixture *f = *state;
+	char json[8192], *msg;
+	struct regex_scan sc;
+	size_t i, n = sizeof(patterns) / sizeof(patterns[0]), len = 0;
+	bool nowait;
+	int fd, pass;
+
+	len += (size_t)snprintf(json, sizeof(json), "{\"rules\": [");
+	for (i = 0; i < n; i++) {
+		const char *p;
+
+		len += (size_t)snprintf(json + len, sizeof(json) - len,
+		                        "%s{\"target\": \"body\", "
+		                        "\"pattern\": \"",
+		                        i > 0 ? "," : "");
+		for (p = patterns[i]; *p != '\0'; p++)
+			len += (size_t)snprintf(json + len, sizeof(json) - len,
+			                        "%s%c", *p == '\\' ? "\\" : "",
+			                        *p);
+		len += (size_t)snprintf(json + len, sizeof(json) - len, "\"}");
+	}
+	(void)snprintf(json + len, sizeof(json) - len, "]}");
+	assert_int_equal(load(f, json), PTL_OK);
+	assert_true(f->conf.block_body);
+	msg = malloc(strlen(body) + 16);
+	assert_non_null(msg);
+	strcpy(msg, "Subject: x\r\n\r\n");
+	strcat(msg, body);
+	fd = message_file(msg, &nowait);
+	/* Without RWF_NOWAIT (a file system that has none) every scan goes
+	 * to the thread pool: pass 1 tests nothing then. */
+	for (pass = 0; pass < (nowait ? 2 : 1); pass++) {
+		assert_int_equal(
+		    regex_scan_init(&sc, &f->conf, fd, 0, strlen(msg)), PTL_OK);
+		if (pass == 0)
+			regex_scan_run(&sc);
+		else
+			assert_true(regex_scan_inline(&sc));
+		for (i = 0; i < n; i++) {
+			if (sc.ev.matched[i] !=
+			    match_some_line(patterns[i], body))
+				fail_msg("pass %d: %s: %s", pass, patterns[i],
+				         sc.ev.matched[i] ? "matched"
+				                          : "no match");
+			assert_true(sc.ev.evaluated[i]);
+		}
+		sc.fd = -1; /* still ours */
+		regex_scan_free(&sc);
+	}
+	close(fd);
+	free(msg);
+}
+
+/* On the loop a pattern that runs away is left to the thread pool. */
+static void
+test_inline_gives_up(void **state)
+{
+	struct fixture *f = *state;
+	struct regex_scan sc;
+	char *msg = malloc(20100);
+	bool nowait;
+	int fd;
+
+	assert_non_null(msg);
+	strcpy(msg, "Subject: x\r\n\r\n");
+	memset(msg + 14, 'a', 20000);
+	strcpy(msg + 20014, "!\r\n");
+	assert_int_equal(load(f, "{\"rules\": ["
+	                         "{\"target\": \"body\", \"pattern\": "
+	                         "\"(a+)+$\", \"action\": \"reject\"}]}"),
+	                 PTL_OK);
+	fd = message_file(msg, &nowait);
+	assert_int_equal(regex_scan_init(&sc, &f->conf, fd, 0, strlen(msg)),
+	                 PTL_OK);
+	assert_false(regex_scan_inline(&sc));
+	/* Given up for the limit, not for want of RWF_NOWAIT. */
+	assert_true(!nowait || sc.offset == sc.end);
+	sc.fd = -1;
+	regex_scan_free(&sc);
+	close(fd);
+	free(msg);
+}
+
 int
 main(void)
 {
@@ -313,6 +505,11 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_limit, setup, teardown),
+	    cmocka_unit_test(test_block_safe),
+	    cmocka_unit_test_setup_teardown(test_block_same_as_lines, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_inline_gives_up, setup,
+	                                    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
