@@ -82,9 +82,10 @@ smtpc_close(struct smtpc_session *s, enum smtpc_close_mode mode)
 		ptl_conn_abort(s->conn);
 		return;
 	}
-	if (mode == SMTPC_CLOSE_QUIT)
-		if (ptl_conn_write(s->conn, "QUIT\r\n", 6) == PTL_ERROR)
-			mode = SMTPC_CLOSE_FLUSH;
+	/* A QUIT that cannot be queued changes nothing: close anyway. */
+	if (mode == SMTPC_CLOSE_QUIT &&
+	    ptl_conn_write(s->conn, "QUIT\r\n", 6) == PTL_ERROR)
+		ptl_log(PTL_LOG_DEBUG, "smtp client: QUIT not sent");
 	ptl_conn_close(s->conn);
 }
 

@@ -77,6 +77,12 @@ bdat_chunk_end(struct smtp_session *s)
 	default:
 		break;
 	}
+	/* Never expected (the transaction lives until the chunk ends), but
+	 * the input loop tolerates it, so must this. */
+	if (t == NULL) {
+		smtp_reply(s, 503, "5.5.1", "Need MAIL command first");
+		return PTL_OK;
+	}
 	/* RFC 3030 section 2: after a failed chunk the transaction is
 	 * over; further chunks get 503 until a new MAIL. */
 	if (t->scan.flags & SMTP_DATA_TOO_BIG) {

@@ -245,7 +245,7 @@ smtp_filter_trace_header(struct smtp_session *s, struct ptl_pool *pool)
 		w = stpcpy(w, tr->items[i]->result);
 		n++;
 	}
-	w = stpcpy(w, n == 0 ? "; none\r\n" : "\r\n");
+	(void)stpcpy(w, n == 0 ? "; none\r\n" : "\r\n");
 	return out;
 }
 

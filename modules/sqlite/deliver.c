@@ -187,6 +187,7 @@ sqlite_write_body(struct sqlite_conn *c, struct sqlite_delivery *job,
 		off += (uint64_t)n;
 	}
 	free(buf);
+	buf = NULL; /* the failure path below frees it too */
 	rc = sqlite3_blob_close(blob);
 	if (rc != SQLITE_OK) {
 		blob = NULL;
