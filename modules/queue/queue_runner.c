@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "queue_int.h"
+#include "relay_idn.h"
 
 /*
  * The runner is the only process that changes the spool after a message
@@ -142,23 +143,34 @@ queue_work_add(struct queue_runner *r, struct queue_msg *m,
 	const struct queue_route *route = NULL;
 	struct queue_work *w;
 	struct queue_dest *d;
-	char key[320];
+	char key[320], ascii[256];
+	const char *why;
 	unsigned limit;
 	bool local;
 	size_t i;
 
-	local = queue_is_local(r, refs[0].domain);
+	/*
+	 * Config keys (routes, local_domains) are ASCII: a domain in
+	 * U-labels is matched by its A-labels, and both forms share one
+	 * destination. A name that is no IDN keeps its form; the engine
+	 * fails it with a clear reason.
+	 */
+	if (!relay_idn_to_ascii(refs[0].domain, ascii, sizeof(ascii), &why))
+		(void)snprintf(ascii, sizeof(ascii), "%s", refs[0].domain);
+	local =
+	    queue_is_local(r, refs[0].domain) ||
+	    (strcmp(ascii, refs[0].domain) != 0 && queue_is_local(r, ascii));
 	if (local) {
 		(void)snprintf(key, sizeof(key), "local:");
 		limit = (unsigned)r->conf->local_concurrency;
 	} else {
-		route = queue_route_find(r->conf, refs[0].domain);
+		route = queue_route_find(r->conf, ascii);
 		if (route != NULL && route->relay.host != NULL)
 			(void)snprintf(key, sizeof(key), "[%s]:%u",
 			               route->relay.host,
 			               (unsigned)route->relay.port);
 		else
-			(void)snprintf(key, sizeof(key), "%s", refs[0].domain);
+			(void)snprintf(key, sizeof(key), "%s", ascii);
 		limit = (unsigned)r->conf->max_per_destination;
 	}
 	w = calloc(1, sizeof(*w));

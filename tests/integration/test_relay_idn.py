@@ -61,3 +61,23 @@ class IdnTest(harness.PetrelTestCase):
         line = self.s.wait_status(logged(rcpt), "failed")
         self.assertIn("553 5.1.2 bad domain name", line)
         self.assertEqual(self.peer.messages, [])
+
+
+class IdnRouteTest(harness.PetrelTestCase):
+    """Route keys are ASCII: a route written for the A-label form takes
+    mail for the U-label form too (no DNS record exists for either)."""
+
+    def test_route_for_a_labels_takes_u_label_mail(self):
+        port, (hop,) = rh.peers(self, [("127.0.0.13", "hop.test")])
+        s = rh.RelayServer(self, dns=rh.Dns(self), mx_port=port,
+                           queue={"routes": {ALABEL: {
+                               "host": "127.0.0.13", "port": port,
+                               "tls": "none"}}})
+        for rcpt in ("kunde@" + ULABEL, "chef@" + ALABEL):
+            s.submit([rcpt], mail_params=" SMTPUTF8")
+            line = s.wait_status(logged(rcpt), "delivered")
+            self.assertIn("[127.0.0.13]", line)
+        msgs = hop.wait_messages(2)
+        self.assertEqual(sorted(r for m in msgs for r in m.rcpts),
+                         sorted(["kunde@" + ULABEL, "chef@" + ALABEL]))
+
