@@ -225,7 +225,9 @@ void spf_eval_free(struct spf_eval *ev);
  * The Received-SPF field body (RFC 7208 section 9.1) for @out, checked
  * for client @ip with HELO @helo by @receiver, into @buf. Values that
  * came from the client are quoted or left out so that they cannot break
- * the field; the result fits in 900 bytes.
+ * the field. When @size is too small (a long sender and HELO name can
+ * need more than 900 bytes), the pairs from the first one that does not
+ * fit are left out whole, so that the field stays well-formed.
  */
 void spf_received_field(const struct spf_outcome *out, const char *ip,
                         const char *helo, const char *receiver, char *buf,

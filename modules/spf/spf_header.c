@@ -71,6 +71,7 @@ spf_host_token(const char *s)
 struct spf_buf {
 	char *p;
 	size_t size, len;
+	bool full; /* a piece did not fit: nothing more is added */
 };
 
 static void spf_add(struct spf_buf *b, const char *fmt, ...) PTL_PRINTF(2, 3);
@@ -81,16 +82,22 @@ spf_add(struct spf_buf *b, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (b->len + 1 >= b->size)
+	if (b->full)
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(b->p + b->len, b->size - b->len, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	/*
+	 * A piece cut short could leave a quoted-string or a comment open
+	 * (or end in the backslash of an escape): it is left out whole,
+	 * and so is everything after it.
+	 */
+	if (n < 0 || (size_t)n >= b->size - b->len) {
+		b->p[b->len] = '\0';
+		b->full = true;
 		return;
+	}
 	b->len += (size_t)n;
-	if (b->len >= b->size)
-		b->len = b->size - 1;
 }
 
 /* `key=value` with the value bare or quoted. */
@@ -126,7 +133,9 @@ spf_received_field(const struct spf_outcome *out, const char *ip,
                    const char *helo, const char *receiver, char *buf,
                    size_t size)
 {
-	struct spf_buf b = {buf, size, 0};
+	struct spf_buf b = {buf, size, 0, false};
+	char comment[512];
+	struct spf_buf c = {comment, sizeof(comment), 0, false};
 	const char *who = spf_dot_atom(out->sender, true) ? out->sender
 	                  : spf_host_token(out->domain)   ? out->domain
 	                                                  : "the sender";
@@ -136,43 +145,44 @@ spf_received_field(const struct spf_outcome *out, const char *ip,
 	if (size == 0)
 		return;
 	buf[0] = '\0';
-	spf_add(&b, "%s (%s: ", name, r);
+	comment[0] = '\0';
 	switch (out->result) {
 	case SPF_PASS:
-		spf_add(&b, "domain of %s designates %s as permitted sender",
+		spf_add(&c, "domain of %s designates %s as permitted sender",
 		        who, ip);
 		break;
 	case SPF_FAIL:
 		spf_add(
-		    &b,
+		    &c,
 		    "domain of %s does not designate %s as permitted sender",
 		    who, ip);
 		break;
 	case SPF_SOFTFAIL:
-		spf_add(&b,
+		spf_add(&c,
 		        "domain of transitioning %s does not designate %s as "
 		        "permitted sender",
 		        who, ip);
 		break;
 	case SPF_NEUTRAL:
-		spf_add(&b,
+		spf_add(&c,
 		        "%s is neither permitted nor denied by domain of %s",
 		        ip, who);
 		break;
 	case SPF_NONE:
 		spf_add(
-		    &b,
+		    &c,
 		    "domain of %s does not designate permitted sender hosts",
 		    who);
 		break;
 	case SPF_TEMPERROR:
-		spf_add(&b, "error in processing during lookup of %s", who);
+		spf_add(&c, "error in processing during lookup of %s", who);
 		break;
 	case SPF_PERMERROR:
-		spf_add(&b, "permanent error in processing domain of %s", who);
+		spf_add(&c, "permanent error in processing domain of %s", who);
 		break;
 	}
-	spf_add(&b, ")");
+	/* One piece, so that a small @buf never holds half a comment. */
+	spf_add(&b, "%s (%s: %s)", name, r, comment);
 	spf_add_pair(&b, "client-ip", ip);
 	spf_add_pair(&b, "envelope-from", out->sender);
 	if (helo != NULL && helo[0] != '\0')
@@ -193,7 +203,7 @@ void
 spf_trace_result(const struct spf_outcome *out, bool null_path,
                  const char *helo, char *buf, size_t size)
 {
-	struct spf_buf b = {buf, size, 0};
+	struct spf_buf b = {buf, size, 0, false};
 	const char *name = spf_result_name(out->result);
 
 	if (size == 0)

@@ -652,6 +652,65 @@ test_received_field(void **state)
 	}
 }
 
+/* Whether every quoted-string and comment of @s is closed. */
+static bool
+field_well_formed(const char *s)
+{
+	bool quoted = false;
+	unsigned depth = 0;
+
+	for (; *s != '\0'; s++) {
+		if (quoted) {
+			if (*s == '\\' && *++s == '\0')
+				return false;
+			else if (*s == '"')
+				quoted = false;
+		} else if (*s == '"') {
+			quoted = true;
+		} else if (*s == '(') {
+			depth++;
+		} else if (*s == ')') {
+			if (depth-- == 0)
+				return false;
+		}
+	}
+	return !quoted && depth == 0;
+}
+
+/*
+ * A sender and a HELO name that need escaping overflow 900 bytes: the
+ * field used to be cut inside the quoted HELO value (found by
+ * tests/fuzz/fuzz_spf_record). Pairs that do not fit are left out whole.
+ */
+static void
+test_received_field_too_long(void **state)
+{
+	struct spf_outcome out;
+	char buf[900], sender[300], helo[400];
+
+	(void)state;
+	memset(sender, '"', sizeof(sender) - 1);
+	sender[sizeof(sender) - 1] = '\0';
+	memset(helo, '\\', sizeof(helo) - 1);
+	helo[sizeof(helo) - 1] = '\0';
+	outcome_init(&out, SPF_SOFTFAIL, sender,
+	             "a-rather-long-domain-name-for-the-comment.example.com");
+	(void)strcpy(out.mechanism, "~all");
+	spf_received_field(&out, "2001:db8:1234:5678:9abc:def0:1234:5678", helo,
+	                   "mx.example.org", buf, sizeof(buf));
+	assert_true(strlen(buf) < sizeof(buf));
+	assert_true(field_well_formed(buf));
+	assert_non_null(strstr(buf, "envelope-from=\"\\\"\\\""));
+	assert_null(strstr(buf, "helo="));
+	assert_int_not_equal(buf[strlen(buf) - 1], ';');
+
+	/* A buffer too small for the comment gets nothing after it. */
+	spf_received_field(&out, "192.0.2.1", "mx.example", "mx.example.org",
+	                   buf, 60);
+	assert_true(strlen(buf) < 60);
+	assert_true(field_well_formed(buf));
+}
+
 static void
 test_trace_result(void **state)
 {
@@ -771,6 +830,7 @@ main(void)
 	    cmocka_unit_test(test_domain_names),
 	    cmocka_unit_test(test_result_names),
 	    cmocka_unit_test(test_received_field),
+	    cmocka_unit_test(test_received_field_too_long),
 	    cmocka_unit_test(test_trace_result),
 	    cmocka_unit_test(test_random_records),
 	};
