@@ -211,6 +211,13 @@ caps_auth(struct smtpc_caps *caps, const char *s, size_t len)
 			len--;
 		}
 		w = caps_word_len(s, len, '\0');
+		if (w == 0 && len > 0) {
+			/* A NUL from a hostile server: step over it, or this
+			 * loop would never end (found by fuzz_smtpc_reply). */
+			s++;
+			len--;
+			continue;
+		}
 		if (caps_word_is(s, w, "PLAIN"))
 			caps->ext |= SMTPC_EXT_AUTH_PLAIN;
 		s += w;

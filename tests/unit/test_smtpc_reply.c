@@ -197,6 +197,15 @@ test_caps(void **state)
 	smtpc_caps_line(&caps, "PIPELININGX", 11);
 	assert_int_equal(caps.ext, SMTPC_EXT_SIZE);
 	assert_int_equal(caps.size_max, 0);
+
+	/* NUL bytes in AUTH's list (a hostile server): no endless loop,
+	 * and the words around them still count (fuzz_smtpc_reply). */
+	memset(&caps, 0, sizeof(caps));
+	smtpc_caps_line(&caps, "AUTH \0\0 LOGIN\0PLAIN", 19);
+	assert_int_equal(caps.ext, SMTPC_EXT_AUTH_PLAIN);
+	memset(&caps, 0, sizeof(caps));
+	smtpc_caps_line(&caps, "AUTH \0", 6);
+	assert_int_equal(caps.ext, 0);
 }
 
 static void
