@@ -289,11 +289,14 @@ mime_walker_stats(const struct mime_walker *w, struct mime_stats *out)
 static void
 mime_text_emit(struct mime_walker *w)
 {
+	/* An empty first line has no buffer yet: never hand over NULL
+	 * (PCRE2 refuses a NULL subject even when it is empty). */
+	const char *line = w->text.p != NULL ? w->text.p : "";
 	size_t len = w->text.len;
 
-	if (len > 0 && w->text.p[len - 1] == '\r')
+	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (w->h.text_line != NULL && !w->h.text_line(w->h.arg, w->text.p, len))
+	if (w->h.text_line != NULL && !w->h.text_line(w->h.arg, line, len))
 		w->stop = true;
 	w->text.len = 0;
 }
@@ -718,8 +721,26 @@ mime_walker_feed(struct mime_walker *w, const char *data, size_t len)
 {
 	const char *lf;
 	size_t n;
+	bool eol;
 
 	while (len > 0 && !w->stop) {
+		if (w->line.len == w->lim.max_line) {
+			/*
+			 * A full piece waited for the next byte: an LF ends
+			 * its line, as when both came in one piece (how the
+			 * input is cut must not change the lines).
+			 */
+			eol = data[0] == '\n';
+			mime_line(w, w->line.p, w->line.len, !w->line_cont,
+			          eol);
+			w->line_cont = !eol;
+			w->line.len = 0;
+			if (eol) {
+				data++;
+				len--;
+			}
+			continue;
+		}
 		lf = memchr(data, '\n', len);
 		n = lf != NULL ? (size_t)(lf - data) : len;
 		if (w->line.len + n > w->lim.max_line) {
@@ -736,10 +757,10 @@ mime_walker_feed(struct mime_walker *w, const char *data, size_t len)
 				w->stop = true;
 				break;
 			}
-			if (lf != NULL || w->line.len == w->lim.max_line) {
+			if (lf != NULL) {
 				mime_line(w, w->line.p, w->line.len,
-				          !w->line_cont, lf != NULL);
-				w->line_cont = lf == NULL;
+				          !w->line_cont, true);
+				w->line_cont = false;
 				w->line.len = 0;
 			}
 		}

@@ -328,6 +328,69 @@ test_walker_long_lines(void **state)
 	free(msg);
 }
 
+/*
+ * A line of exactly max_line bytes whose LF comes in the next piece is
+ * one line, as when both come together (fuzz_mime: an extra empty body
+ * line appeared when the input was cut right before the LF).
+ */
+static void
+test_walker_full_line_then_lf(void **state)
+{
+	struct mime_limits lim = default_limits();
+	struct collect whole, cut;
+	char msg[128];
+	size_t step;
+
+	(void)state;
+	lim.max_line = 64;
+	strcpy(msg, "A: b\n\n");
+	memset(msg + 6, 'x', 64);
+	strcpy(msg + 70, "\nend\n");
+	memset(&whole, 0, sizeof(whole));
+	walk(msg, sizeof(msg), &lim, &whole, NULL);
+	assert_int_equal(whole.nbody, 2);
+	for (step = 1; step <= 70; step++) {
+		memset(&cut, 0, sizeof(cut));
+		walk(msg, step, &lim, &cut, NULL);
+		assert_int_equal(cut.nbody, 2);
+		assert_string_equal(cut.body, whole.body);
+		assert_string_equal(cut.text, whole.text);
+	}
+}
+
+static bool
+on_text_not_null(void *arg, const char *line, size_t len)
+{
+	size_t *n = arg;
+
+	assert_non_null(line);
+	(void)len;
+	(*n)++;
+	return true;
+}
+
+/* A decoded text starting with an empty line (fuzz_mime: it was handed
+ * over as NULL, which PCRE2 refuses as a subject). */
+static void
+test_walker_empty_first_text_line(void **state)
+{
+	static const char msg[] = "Content-Transfer-Encoding: base64\n\n"
+	                          "CmFiYwo=\n";
+	struct mime_limits lim = default_limits();
+	struct mime_handler h = {NULL, NULL, NULL, on_text_not_null};
+	struct mime_walker *w;
+	size_t n = 0;
+
+	(void)state;
+	h.arg = &n;
+	w = mime_walker_new(&lim, &h);
+	assert_non_null(w);
+	assert_true(mime_walker_feed(w, msg, sizeof(msg) - 1));
+	assert_true(mime_walker_finish(w));
+	mime_walker_free(w);
+	assert_int_equal(n, 2); /* "" and "abc" */
+}
+
 static void
 test_walker_depth_cap(void **state)
 {
@@ -441,6 +504,8 @@ main(void)
 	    cmocka_unit_test(test_walker_multipart),
 	    cmocka_unit_test(test_walker_plain_message),
 	    cmocka_unit_test(test_walker_long_lines),
+	    cmocka_unit_test(test_walker_full_line_then_lf),
+	    cmocka_unit_test(test_walker_empty_first_text_line),
 	    cmocka_unit_test(test_walker_depth_cap),
 	    cmocka_unit_test(test_walker_header_limits),
 	    cmocka_unit_test(test_walker_text_cap_and_stop),
