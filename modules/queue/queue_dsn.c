@@ -38,6 +38,7 @@ dsn_printf(struct dsn_out *o, const char *fmt, ...)
 {
 	char line[DSN_LINE_MAX];
 	va_list ap;
+	size_t len;
 	int n;
 
 	va_start(ap, fmt);
@@ -45,8 +46,14 @@ dsn_printf(struct dsn_out *o, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof(line))
+	if ((size_t)n >= sizeof(line)) {
+		/* A cut line keeps its CRLF, or it would run into the next
+		 * one (or end in a bare CR). */
 		n = (int)sizeof(line) - 1;
+		len = strlen(fmt);
+		if (len >= 2 && memcmp(fmt + len - 2, "\r\n", 2) == 0)
+			memcpy(line + n - 2, "\r\n", 2);
+	}
 	dsn_put(o, line, (size_t)n);
 }
 

@@ -278,6 +278,41 @@ test_injection(void **state)
 	}
 }
 
+/*
+ * A long address and a long reply make a text line longer than the line
+ * buffer: it is cut, but keeps its CRLF (found by fuzz_queue_record's
+ * invariants: the line ran into the next one).
+ */
+static void
+test_long_line_keeps_crlf(void **state)
+{
+	struct queue_dsn_rcpt r[2];
+	char addr[1025], diag[700];
+	struct queue_dsn d;
+	struct out o;
+	const char *p, *nl;
+
+	(void)state;
+	memset(addr, 'a', 1024);
+	addr[1024] = '\0';
+	addr[500] = '@';
+	memcpy(diag, "550 5.1.1 ", 10);
+	memset(diag + 10, 'x', 600);
+	diag[610] = '\0';
+	memset(r, 0, sizeof(r));
+	r[0].address = r[1].address = addr;
+	r[0].action = r[1].action = QUEUE_DSN_FAILED;
+	r[0].diagnostic = r[1].diagnostic = diag;
+	compose(&d, r, 2, false, &o);
+	/* Each recipient's text line is its own line, cut to fit. */
+	for (p = o.data; (nl = strstr(p, "\r\n")) != NULL; p = nl + 2) {
+		assert_true(nl - p < 1200);
+		if (p[0] == '<')
+			assert_int_equal(p[1], 'a');
+	}
+	free(o.data);
+}
+
 int
 main(void)
 {
@@ -285,6 +320,7 @@ main(void)
 	    cmocka_unit_test(test_failed_report),
 	    cmocka_unit_test(test_full_and_success),
 	    cmocka_unit_test(test_injection),
+	    cmocka_unit_test(test_long_line_keeps_crlf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
