@@ -148,11 +148,45 @@ rl_sliding_take(const struct rl_limit *l, struct policy_slot *s, bool fresh,
 	return false;
 }
 
+/*
+ * Workers share a slot but each reads the clock once per loop turn, so
+ * a worker may come with a time a little before the one another worker
+ * just wrote. Taken at face value that looks like a clock gone back and
+ * would restart the window (one event too many let through, seen with
+ * two workers): within this margin the slot's time is used instead. A
+ * bigger gap is a real jump (a slot kept from before a reboot, when the
+ * monotonic clock started again) and restarts the window as before.
+ */
+#define RL_SKEW_MS 10000
+
+static int64_t
+rl_slot_time(const struct rl_limit *l, const struct policy_slot *s)
+{
+	switch (l->algo) {
+	case RL_FIXED:
+		return s->val[RL_F_START];
+	case RL_SLIDING:
+		return s->val[RL_S_START];
+	default:
+		return s->val[RL_B_LAST];
+	}
+}
+
+static int64_t
+rl_now(const struct rl_limit *l, const struct policy_slot *s, bool fresh,
+       int64_t now)
+{
+	int64_t t = fresh ? now : rl_slot_time(l, s);
+
+	return now < t && t - now <= RL_SKEW_MS ? t : now;
+}
+
 bool
 rl_take(const struct rl_limit *l, struct policy_slot *slot, bool fresh,
         int64_t now, int64_t *retry_ms_out)
 {
 	*retry_ms_out = 0;
+	now = rl_now(l, slot, fresh, now);
 	switch (l->algo) {
 	case RL_FIXED:
 		return rl_fixed_take(l, slot, fresh, now, retry_ms_out);
@@ -168,6 +202,7 @@ rl_give_back(const struct rl_limit *l, struct policy_slot *slot, int64_t now)
 {
 	int64_t cap = l->burst * l->window_ms;
 
+	now = rl_now(l, slot, false, now);
 	switch (l->algo) {
 	case RL_FIXED:
 		if (slot->val[RL_F_COUNT] > 0)

@@ -161,6 +161,45 @@ test_sliding(void **state)
 		assert_true(take(&l, &s, 25000, &retry));
 }
 
+/*
+ * Two workers share a slot, each with the time of its own loop turn: one
+ * a few milliseconds behind the other must not restart the window or
+ * refill the bucket (one connection too many got through with two
+ * workers). A jump far back (a slot from before a reboot) still resets.
+ */
+static void
+test_time_skew_between_workers(void **state)
+{
+	const struct rl_limit fixed = {RL_FIXED, 3, 3, 600000};
+	const struct rl_limit sliding = {RL_SLIDING, 3, 3, 600000};
+	const struct rl_limit bucket = {RL_BUCKET, 3, 3, 600000};
+	struct policy_slot s;
+	int64_t retry;
+
+	memset(&s, 0, sizeof(s));
+	assert_true(take(&fixed, &s, 1000005, &retry));
+	assert_true(take(&fixed, &s, 1000001, &retry)); /* 4 ms behind */
+	assert_true(take(&fixed, &s, 1000006, &retry));
+	assert_false(take(&fixed, &s, 1000002, &retry));
+	assert_false(take(&fixed, &s, 1000007, &retry));
+	/* Far back: a new window. */
+	assert_true(take(&fixed, &s, 500, &retry));
+
+	memset(&s, 0, sizeof(s));
+	assert_true(take(&sliding, &s, 1200000, &retry)); /* window start */
+	assert_true(take(&sliding, &s, 1199999, &retry)); /* 1 ms before */
+	assert_true(take(&sliding, &s, 1200001, &retry));
+	assert_false(take(&sliding, &s, 1199998, &retry));
+
+	memset(&s, 0, sizeof(s));
+	assert_true(take(&bucket, &s, 1000010, &retry));
+	assert_true(take(&bucket, &s, 1000000, &retry));
+	assert_true(take(&bucket, &s, 1000010, &retry));
+	/* The 10 ms "gained" going back and forth refill nothing. */
+	assert_false(take(&bucket, &s, 1000010, &retry));
+	assert_int_equal(retry, 200000);
+}
+
 int
 main(void)
 {
@@ -170,6 +209,7 @@ main(void)
 	    cmocka_unit_test(test_bucket_extremes),
 	    cmocka_unit_test(test_fixed),
 	    cmocka_unit_test(test_sliding),
+	    cmocka_unit_test(test_time_skew_between_workers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
