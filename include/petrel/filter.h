@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <petrel/config.h>
 #include <petrel/core.h>
 
 #ifdef __cplusplus
@@ -368,6 +370,51 @@ struct ptl_filter_methods {
 	 */
 	void (*session_end)(void *instance, void *arg);
 };
+
+/* ---- Helpers for filter modules (header-only: no ABI of their own) --- */
+
+/**
+ * Whether a request's @p role ("mx", "submission", "submissions", or
+ * NULL) is in @p roles, a "roles" list of the filter's config; an empty
+ * list means every role.
+ */
+static inline bool
+ptl_filter_role_listed(const struct ptl_conf_list *roles, const char *role)
+{
+	const char *const *items = (const char *const *)roles->items;
+
+	if (roles->count == 0)
+		return true;
+	for (size_t i = 0; role != NULL && i < roles->count; i++) {
+		if (strcmp(items[i], role) == 0)
+			return true;
+	}
+	return false;
+}
+
+/**
+ * A `validate` function for a PTL_CONF_STRING_LIST of roles: each item
+ * must be "mx", "submission" or "submissions".
+ */
+static inline int
+ptl_filter_validate_roles(const json_t *value, void *field,
+                          struct ptl_error *err)
+{
+	const struct ptl_conf_list *list = (const struct ptl_conf_list *)field;
+	const char *const *items = (const char *const *)list->items;
+
+	(void)value;
+	for (size_t i = 0; i < list->count; i++) {
+		if (strcmp(items[i], "mx") != 0 &&
+		    strcmp(items[i], "submission") != 0 &&
+		    strcmp(items[i], "submissions") != 0)
+			return ptl_error_set(err,
+			                     "\"%s\" is not a role (\"mx\", "
+			                     "\"submission\", \"submissions\")",
+			                     items[i]);
+	}
+	return PTL_OK;
+}
 
 #ifdef __cplusplus
 }

@@ -506,21 +506,6 @@ dmarc_read_done(void *arg)
 
 /* ---- the filter ------------------------------------------------------- */
 
-static bool
-dmarc_role_listed(const struct dmarc_conf *conf, const char *role)
-{
-	const char *const *items = conf->roles.items;
-	size_t i;
-
-	if (conf->roles.count == 0)
-		return true;
-	for (i = 0; i < conf->roles.count; i++) {
-		if (role != NULL && strcmp(items[i], role) == 0)
-			return true;
-	}
-	return false;
-}
-
 int
 dmarc_filter_check(void *instance, const struct ptl_filter_request *req,
                    struct ptl_filter_verdict *verdict_out,
@@ -535,7 +520,7 @@ dmarc_filter_check(void *instance, const struct ptl_filter_request *req,
 	verdict_out->action = PTL_FILTER_CONTINUE;
 	if (req->hook != PTL_FILTER_DATA || req->message_fd < 0)
 		return PTL_OK;
-	if (!dmarc_role_listed(conf, req->role) ||
+	if (!ptl_filter_role_listed(&conf->roles, req->role) ||
 	    (req->auth_user != NULL && !conf->check_authenticated) ||
 	    (req->trusted && !conf->check_trusted))
 		return PTL_OK;

@@ -12,25 +12,6 @@ static const char *const dmarc_action_names[] = {
     "continue", "reject", "tempfail", "quarantine", NULL};
 
 static int
-dmarc_validate_roles(const json_t *value, void *field, struct ptl_error *err)
-{
-	const struct ptl_conf_list *list = field;
-	const char *const *items = list->items;
-	size_t i;
-
-	for (i = 0; i < list->count; i++) {
-		if (strcmp(items[i], "mx") != 0 &&
-		    strcmp(items[i], "submission") != 0 &&
-		    strcmp(items[i], "submissions") != 0)
-			return ptl_error_set(err,
-			                     "\"%s\" is not a role (mx, "
-			                     "submission, submissions)",
-			                     items[i]);
-	}
-	return PTL_OK;
-}
-
-static int
 dmarc_validate_path(const json_t *value, void *field, struct ptl_error *err)
 {
 	const char *path = *(const char **)field;
@@ -75,7 +56,7 @@ static const struct ptl_conf_key dmarc_conf_keys[] = {
      .offset = offsetof(struct dmarc_conf, roles),
      .def = "[\"mx\"]",
      .max = 3,
-     .validate = dmarc_validate_roles,
+     .validate = ptl_filter_validate_roles,
      .doc = "Listener roles checked (empty: all)."},
     {.name = "check_authenticated",
      .type = PTL_CONF_BOOL,

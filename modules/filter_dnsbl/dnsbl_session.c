@@ -555,7 +555,8 @@ dnsbl_check(void *instance, const struct ptl_filter_request *req,
 	s = dnsbl_session_find(st, arg);
 	switch (req->hook) {
 	case PTL_FILTER_CONNECT:
-		if (s != NULL || !policy_role_listed(&conf->roles, req->role) ||
+		if (s != NULL ||
+		    !ptl_filter_role_listed(&conf->roles, req->role) ||
 		    req->trusted ||
 		    policy_ip_parse(req->peer_ip, &ip) != PTL_OK ||
 		    policy_cidr_match(st->whitelist, st->nwhitelist, &ip))

@@ -111,7 +111,7 @@ static const struct ptl_conf_key gl_conf_keys[] = {
      .type = PTL_CONF_STRING_LIST,
      .offset = offsetof(struct gl_conf, roles),
      .def = "[\"mx\"]",
-     .validate = policy_validate_roles,
+     .validate = ptl_filter_validate_roles,
      .doc = "Listener roles greylisted (empty: all)."},
     {.name = "slots",
      .type = PTL_CONF_INT,
@@ -249,7 +249,7 @@ gl_check(void *instance, const struct ptl_filter_request *req,
 	verdict_out->action = PTL_FILTER_CONTINUE;
 	if (req->hook != PTL_FILTER_RCPT || req->rcpt == NULL ||
 	    req->mail_from == NULL || req->auth_user != NULL || req->trusted ||
-	    !policy_role_listed(&conf->roles, req->role) ||
+	    !ptl_filter_role_listed(&conf->roles, req->role) ||
 	    policy_ip_parse(req->peer_ip, &ip) != PTL_OK ||
 	    policy_cidr_match(st->whitelist, st->nwhitelist, &ip) ||
 	    (req->mail_from[0] != '\0' &&

@@ -183,40 +183,6 @@ policy_validate_cidrs(const json_t *value, void *field, struct ptl_error *err)
 	return PTL_OK;
 }
 
-bool
-policy_role_listed(const struct ptl_conf_list *roles, const char *role)
-{
-	const char *const *items = roles->items;
-	size_t i;
-
-	if (roles->count == 0)
-		return true;
-	for (i = 0; role != NULL && i < roles->count; i++) {
-		if (strcmp(items[i], role) == 0)
-			return true;
-	}
-	return false;
-}
-
-int
-policy_validate_roles(const json_t *value, void *field, struct ptl_error *err)
-{
-	const struct ptl_conf_list *list = field;
-	const char *const *items = list->items;
-	size_t i;
-
-	for (i = 0; i < list->count; i++) {
-		if (strcmp(items[i], "mx") != 0 &&
-		    strcmp(items[i], "submission") != 0 &&
-		    strcmp(items[i], "submissions") != 0)
-			return ptl_error_set(err,
-			                     "\"%s\" is not a role (\"mx\", "
-			                     "\"submission\", \"submissions\")",
-			                     items[i]);
-	}
-	return PTL_OK;
-}
-
 /* ---- SipHash-2-4 (Aumasson and Bernstein, 2012) ---------------------- */
 
 static inline uint64_t

@@ -71,13 +71,6 @@ int policy_cidr_list(struct ptl_pool *pool, const struct ptl_conf_list *texts,
 int policy_validate_cidrs(const json_t *value, void *field,
                           struct ptl_error *err);
 
-/** Whether @p role is in the string list @p roles (empty: every role). */
-bool policy_role_listed(const struct ptl_conf_list *roles, const char *role);
-
-/** Config validator: a list of "mx", "submission", "submissions". */
-int policy_validate_roles(const json_t *value, void *field,
-                          struct ptl_error *err);
-
 /** SipHash-2-4 of @p data under the 128-bit key @p key. */
 uint64_t policy_siphash(const uint64_t key[2], const void *data, size_t len);
 

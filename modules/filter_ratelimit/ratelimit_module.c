@@ -142,7 +142,7 @@ static const struct ptl_conf_key rl_conf_keys[] = {
      .type = PTL_CONF_STRING_LIST,
      .offset = offsetof(struct rl_conf, roles),
      .def = "[]",
-     .validate = policy_validate_roles,
+     .validate = ptl_filter_validate_roles,
      .doc = "Listener roles limited (empty: all)."},
     {.name = "skip_trusted",
      .type = PTL_CONF_BOOL,
@@ -395,7 +395,7 @@ rl_check(void *instance, const struct ptl_filter_request *req,
 	default:
 		return PTL_OK;
 	}
-	if (!policy_role_listed(&st->conf->roles, req->role) ||
+	if (!ptl_filter_role_listed(&st->conf->roles, req->role) ||
 	    (st->conf->skip_trusted && req->trusted) ||
 	    policy_ip_parse(req->peer_ip, &ip) != PTL_OK ||
 	    policy_cidr_match(st->whitelist, st->nwhitelist, &ip))

@@ -279,21 +279,6 @@ spf_on_timeout(struct ptl_timer *t, void *arg)
 
 /* ---- the filter ------------------------------------------------------- */
 
-static bool
-spf_role_listed(const struct spf_conf *conf, const char *role)
-{
-	const char *const *items = conf->roles.items;
-	size_t i;
-
-	if (conf->roles.count == 0)
-		return true;
-	for (i = 0; i < conf->roles.count; i++) {
-		if (role != NULL && strcmp(items[i], role) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int
 spf_start(struct spf_session *s, const struct ptl_filter_request *req,
           bool helo_identity, struct ptl_filter_verdict *v,
@@ -349,7 +334,7 @@ spf_filter_check(void *instance, const struct ptl_filter_request *req,
 	verdict_out->action = PTL_FILTER_CONTINUE;
 	if (req->hook != PTL_FILTER_HELO && req->hook != PTL_FILTER_MAIL)
 		return PTL_OK;
-	if (!spf_role_listed(conf, req->role) ||
+	if (!ptl_filter_role_listed(&conf->roles, req->role) ||
 	    (req->auth_user != NULL && !conf->check_authenticated) ||
 	    (req->trusted && !conf->check_trusted))
 		return PTL_OK;

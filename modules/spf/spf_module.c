@@ -8,25 +8,6 @@
 static const char *const spf_action_names[] = {"continue", "reject", "tempfail",
                                                "quarantine", NULL};
 
-static int
-spf_validate_roles(const json_t *value, void *field, struct ptl_error *err)
-{
-	const struct ptl_conf_list *list = field;
-	const char *const *items = list->items;
-	size_t i;
-
-	for (i = 0; i < list->count; i++) {
-		if (strcmp(items[i], "mx") != 0 &&
-		    strcmp(items[i], "submission") != 0 &&
-		    strcmp(items[i], "submissions") != 0)
-			return ptl_error_set(err,
-			                     "\"%s\" is not a role (mx, "
-			                     "submission, submissions)",
-			                     items[i]);
-	}
-	return PTL_OK;
-}
-
 /* It goes into Received-SPF: a host name, nothing a client could use. */
 static int
 spf_validate_host(const json_t *value, void *field, struct ptl_error *err)
@@ -78,7 +59,7 @@ static const struct ptl_conf_key spf_conf_keys[] = {
      .offset = offsetof(struct spf_conf, roles),
      .def = "[\"mx\"]",
      .max = 3,
-     .validate = spf_validate_roles,
+     .validate = ptl_filter_validate_roles,
      .doc = "Listener roles checked (empty: all)."},
     {.name = "check_helo",
      .type = PTL_CONF_BOOL,

@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <petrel/filter.h>
+
 #include "policy_net.h"
 
 static void
@@ -178,13 +180,14 @@ test_lower_and_roles(void **state)
 	assert_int_equal(policy_lower(out, 1, "A"), 0);
 	assert_string_equal(out, "");
 
-	assert_true(policy_role_listed(&list, "mx"));
-	assert_false(policy_role_listed(&list, "submissions"));
-	assert_false(policy_role_listed(&list, NULL));
-	assert_true(policy_role_listed(&empty, "submissions"));
-	assert_int_equal(policy_validate_roles(NULL, &list, &err), PTL_OK);
+	assert_true(ptl_filter_role_listed(&list, "mx"));
+	assert_false(ptl_filter_role_listed(&list, "submissions"));
+	assert_false(ptl_filter_role_listed(&list, NULL));
+	assert_true(ptl_filter_role_listed(&empty, "submissions"));
+	assert_int_equal(ptl_filter_validate_roles(NULL, &list, &err), PTL_OK);
 	roles[1] = "smtp";
-	assert_int_equal(policy_validate_roles(NULL, &list, &err), PTL_ERROR);
+	assert_int_equal(ptl_filter_validate_roles(NULL, &list, &err),
+	                 PTL_ERROR);
 }
 
 int
