@@ -378,11 +378,11 @@ class Postfix:
         with open(os.path.join(self.dir, "queue", "pid",
                                "master.pid")) as f:
             master = int(f.read().split()[0])
-        out, todo = [], [master]
-        while todo:
-            pid = todo.pop()
+        out, pending = [], [master]
+        while pending:
+            pid = pending.pop()
             out.append(pid)
-            todo.extend(harness.children(pid))
+            pending.extend(harness.children(pid))
         return out
 
     def queue_empty(self):
