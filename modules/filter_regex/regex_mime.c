@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <petrel/sasl.h>
+
 #include "regex_mime.h"
 
 /* RFC 2046 5.1.1: at most 70 characters; a little slack for the sloppy. */
@@ -12,22 +14,6 @@
 #define MIME_BUF_START 1024
 
 /* ---- Decoders ---------------------------------------------------------- */
-
-static int
-mime_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
 
 size_t
 mime_b64_decode(struct mime_b64 *st, const char *in, size_t len, char *out)
@@ -43,7 +29,7 @@ mime_b64_decode(struct mime_b64 *st, const char *in, size_t len, char *out)
 			st->bits = 0;
 			continue;
 		}
-		v = mime_b64_value((unsigned char)in[i]);
+		v = ptl_base64_digit((unsigned char)in[i]);
 		if (v < 0)
 			continue;
 		st->acc = (st->acc << 6) | (uint32_t)v;

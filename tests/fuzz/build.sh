@@ -70,7 +70,7 @@ build fuzz_dkim_tags -I"$DKIM" "$DKIM/dkim_tags.c" "$DKIM/dkim_hash.c" \
 
 # The MIME walker needs no PCRE2: regex_mime.c and regex_2047.c are pure.
 REGEX=$ROOT/modules/filter_regex
-build fuzz_mime -I"$REGEX" "$REGEX/regex_mime.c"
+build fuzz_mime -I"$REGEX" "$REGEX/regex_mime.c" "$ROOT/core/sasl.c"
 build fuzz_rfc2047 -I"$REGEX" "$REGEX/regex_2047.c" "$REGEX/regex_mime.c"
 
 # pop3_retr.c holds the dot-stuffing; the harness stubs its session calls.
