@@ -301,9 +301,16 @@ queue_state_append(struct queue_spool *sp, const char *id, const void *data,
 		return queue_why(why, why_size, "path too long");
 	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT) {
-		fd = open(path,
-		          O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC,
-		          QUEUE_FILE_MODE);
+		/*
+		 * Jobs for two destinations of one message can both get here:
+		 * no O_EXCL, or the second would fail and its results would
+		 * never reach the disk. Both sync the directory, since the
+		 * other's create may not be durable yet.
+		 */
+		fd =
+		    open(path,
+		         O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		         QUEUE_FILE_MODE);
 		created = fd >= 0;
 	}
 	if (fd < 0)

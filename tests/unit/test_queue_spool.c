@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,50 @@ test_state_log(void **state)
 	assert_int_equal(st[1].status, QUEUE_RCPT_DELIVERED);
 }
 
+/* Two jobs (two destinations of one message) record results at once. */
+struct race_arg {
+	pthread_barrier_t *go;
+	const char *id;
+	int rc;
+};
+
+static void *
+race_append(void *p)
+{
+	struct race_arg *a = p;
+	char why[QUEUE_WHY_MAX];
+
+	pthread_barrier_wait(a->go);
+	a->rc = queue_state_append(&spool, a->id, "x", 1, UINT64_MAX, why,
+	                           sizeof(why));
+	return NULL;
+}
+
+static void
+test_state_first_appends_race(void **state)
+{
+	pthread_barrier_t go;
+	pthread_t t[2];
+	struct race_arg a[2];
+	char id[QUEUE_ID_SIZE];
+
+	for (int round = 0; round < 300; round++) {
+		(void)snprintf(id, sizeof(id), "RACE%04d", round);
+		assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+		for (int k = 0; k < 2; k++) {
+			a[k] = (struct race_arg){&go, id, -1};
+			assert_int_equal(
+			    pthread_create(&t[k], NULL, race_append, &a[k]), 0);
+		}
+		for (int k = 0; k < 2; k++)
+			assert_int_equal(pthread_join(t[k], NULL), 0);
+		pthread_barrier_destroy(&go);
+		/* Both results reach the file; neither is refused. */
+		assert_int_equal(a[0].rc, 0);
+		assert_int_equal(a[1].rc, 0);
+	}
+}
+
 static void
 test_remove(void **state)
 {
@@ -470,6 +515,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_message_corrupt, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_state_log, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_first_appends_race,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 	};
